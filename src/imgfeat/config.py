@@ -1,0 +1,107 @@
+"""Frozen settings of an extraction run, and the hash that guards resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+from .errors import ConfigError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+RESIZE_MODES = ("crop", "squash")
+FORMATS = ("parquet", "npy", "csv")
+
+
+def default_threads() -> int:
+    """CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network, which weights, and how images are prepared for it."""
+
+    model: str = "tf_efficientnet_lite0"
+    pretrained: bool = True
+    weights: str | None = None
+    img_size: int | None = None
+    resize: str = "crop"
+    output_stride: int | None = None
+    precision: str = "fp32"
+    layers: str = "pooled"
+    pool: str = "avg"
+    pool_args: tuple[tuple[str, float | int | str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if self.resize not in RESIZE_MODES:
+            raise ConfigError(f"resize must be one of {', '.join(RESIZE_MODES)}, not {self.resize!r}")
+        if self.img_size is not None and self.img_size < 8:
+            raise ConfigError(f"img_size must be at least 8, not {self.img_size}")
+        if self.output_stride is not None and self.output_stride not in (8, 16, 32):
+            raise ConfigError(f"output_stride must be 8, 16 or 32, not {self.output_stride}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How a run is executed: none of this changes the vectors, so none of it is hashed."""
+
+    batch_size: int = 16
+    num_workers: int | None = None
+    threads: int | None = None
+    device: str = "cpu"
+    channels_last: bool = True
+    shard_size: int = 1000
+    progress: bool = True
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError("batch_size must be at least 1")
+        if self.shard_size < 1:
+            raise ConfigError("shard_size must be at least 1")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ConfigError("num_workers must be 0 or more")
+
+    def resolved_threads_workers(self) -> tuple[int, int]:
+        """(torch threads, decode workers): together never more than the cores.
+
+        Defaults measured by benchmarks/extract_throughput.py: one decode worker, the remaining
+        cores for torch (decode costs little next to the forward pass).
+        """
+        cores = default_threads()
+        workers = self.num_workers if self.num_workers is not None else min(1, cores - 1)
+        threads = self.threads or max(1, cores - workers)
+        return threads, workers
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Everything that determines the vectors of a run: the part that is hashed."""
+
+    source: dict = field(default_factory=dict)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    format: str = "parquet"
+    shard_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ConfigError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def digest(self) -> str:
+        return config_digest(self.to_dict())
+
+
+def config_digest(data: dict) -> str:
+    """A short, stable hash of a configuration dictionary."""
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

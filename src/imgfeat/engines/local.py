@@ -1,0 +1,89 @@
+"""The local engine: decode in worker processes, overlapped with the model in this process."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..decode import MAX_PIXELS
+from ..pipeline import (
+    DecodedBatch,
+    Extractor,
+    Shard,
+    ShardData,
+    collate,
+    decode_batches,
+    decode_item,
+    run_shard,
+)
+from ..preprocess import Preprocess
+from ..sources import Source
+
+
+class _DecodeDataset(Dataset):
+    """Every pending item, flat; each read returns its shard, position and decoded pixels."""
+
+    def __init__(self, source: Source, shards: list[Shard], preprocess: Preprocess,
+                 max_pixels: int):
+        self.source = source
+        self.preprocess = preprocess
+        self.max_pixels = max_pixels
+        self.index = [(s.index, pos, item) for s in shards for pos, item in enumerate(s.items)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k: int):
+        shard, pos, item = self.index[k]
+        return shard, pos, decode_item(self.source, item, self.preprocess, self.max_pixels)
+
+
+def _batch_indices(shards: list[Shard], batch_size: int) -> list[list[int]]:
+    """Batches of flat indices that never cross a shard boundary (so shards are independent)."""
+    batches, offset = [], 0
+    for s in shards:
+        for start in range(0, len(s.items), batch_size):
+            stop = min(start + batch_size, len(s.items))
+            batches.append(list(range(offset + start, offset + stop)))
+        offset += len(s.items)
+    return batches
+
+
+def _collate(rows) -> DecodedBatch:
+    return collate(rows[0][0], [r[1] for r in rows], [r[2] for r in rows])
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def run_local(extractor: Extractor, source: Source, shards: list[Shard], *, batch_size: int,
+              workers: int, max_pixels: int = MAX_PIXELS,
+              on_batch: Callable[[int], None] | None = None) -> Iterator[ShardData]:
+    """Yield the finished data of each shard, in order."""
+    if not shards:
+        return
+    by_index = {s.index: s for s in shards}
+
+    def counted(batches: Iterable[DecodedBatch]) -> Iterator[DecodedBatch]:
+        for b in batches:
+            yield b
+            if on_batch:
+                on_batch(len(b.positions))
+
+    if workers == 0:
+        for shard in shards:
+            yield run_shard(extractor, shard, counted(
+                decode_batches(source, shard, extractor.preprocess, batch_size, max_pixels)))
+        return
+    loader = DataLoader(
+        _DecodeDataset(source, shards, extractor.preprocess, max_pixels),
+        batch_sampler=_batch_indices(shards, batch_size), num_workers=workers,
+        collate_fn=_collate, worker_init_fn=_worker_init, prefetch_factor=4,
+        persistent_workers=False, multiprocessing_context="fork",
+    )
+    for index, batches in itertools.groupby(loader, key=lambda b: b.shard):
+        yield run_shard(extractor, by_index[index], counted(batches))

@@ -1,0 +1,191 @@
+"""Source → decode → batch → backbone → pooling → vectors, for one shard at a time."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import PIL
+import timm
+import torch
+
+from . import __version__
+from .backbones import TimmBackbone, WeightsInfo, create_timm_model, parse_layers
+from .config import ModelConfig
+from .decode import MAX_PIXELS
+from .errors import DecodeError
+from .pooling import create_pooling
+from .preprocess import Preprocess, normalize, resolve_data_config
+from .sources import Item, Source
+
+
+@dataclass
+class Shard:
+    """A fixed slice of the source's items: shard ``index`` holds items [start, stop)."""
+
+    index: int
+    items: list[Item]
+
+
+@dataclass
+class DecodedBatch:
+    """Decoded images of one batch: ``ok`` positions (into the shard) and their uint8 pixels."""
+
+    shard: int
+    positions: list[int]
+    pixels: torch.Tensor | None  # (n_ok, 3, H, W) uint8
+    ok: list[int]
+    errors: dict[int, str]
+
+
+@dataclass
+class ShardData:
+    """The vectors of one shard (rows for succeeded items only) and every item's status."""
+
+    index: int
+    items: list[Item]
+    vectors: np.ndarray  # (n_ok, D)
+    ok: np.ndarray  # bool mask over items
+    errors: list[str | None]
+    seconds: float = 0.0
+
+    @property
+    def n_failed(self) -> int:
+        return int((~self.ok).sum())
+
+
+def make_shards(items: Sequence[Item], shard_size: int) -> list[Shard]:
+    """Deterministic shards: the same source and size always give the same shards."""
+    return [Shard(i // shard_size, list(items[i:i + shard_size]))
+            for i in range(0, len(items), shard_size)]
+
+
+def decode_item(source: Source, item: Item, preprocess: Preprocess,
+                max_pixels: int = MAX_PIXELS) -> tuple[torch.Tensor | None, str | None]:
+    """Decode and resize one item, turning any failure into a reason string."""
+    try:
+        return preprocess(source.read(item, max_pixels=max_pixels)), None
+    except DecodeError as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - one bad file never stops a run
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def collate(shard: int, positions: list[int],
+            decoded: list[tuple[torch.Tensor | None, str | None]]) -> DecodedBatch:
+    ok = [p for p, (t, _) in zip(positions, decoded, strict=True) if t is not None]
+    tensors = [t for t, _ in decoded if t is not None]
+    errors = {p: e for p, (t, e) in zip(positions, decoded, strict=True) if t is None}
+    return DecodedBatch(shard, positions, torch.stack(tensors) if tensors else None, ok, errors)
+
+
+def decode_batches(source: Source, shard: Shard, preprocess: Preprocess, batch_size: int,
+                   max_pixels: int = MAX_PIXELS) -> Iterator[DecodedBatch]:
+    """Decode a shard in this process, batch by batch (the engines may do it in workers)."""
+    for start in range(0, len(shard.items), batch_size):
+        positions = list(range(start, min(start + batch_size, len(shard.items))))
+        decoded = [decode_item(source, shard.items[p], preprocess, max_pixels) for p in positions]
+        yield collate(shard.index, positions, decoded)
+
+
+class Extractor:
+    """A backbone, its preprocessing and a pooling: uint8 batches in, vectors out."""
+
+    def __init__(self, cfg: ModelConfig, device: str = "cpu", channels_last: bool = True):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        model, self.weights = create_timm_model(cfg)
+        self.arch = type(model).__name__
+        self.layers = parse_layers(cfg.layers, model)
+        self.data_config = resolve_data_config(model, cfg)
+        self.preprocess = Preprocess.from_data_config(self.data_config)
+        self.pooling = create_pooling(cfg.pool, **dict(cfg.pool_args))
+        self.backbone = TimmBackbone(model, self.layers).to(self.device)
+        self.channels_last = channels_last and self.device.type != "mps"
+        if self.channels_last:
+            self.backbone = self.backbone.to(memory_format=torch.channels_last)
+        self.layout = self._probe_layout()
+        self.dim = sum(entry["size"] for entry in self.layout)
+        self.store_dtype = np.dtype(self.pooling.store_dtype)
+
+    def _probe_layout(self) -> list[dict]:
+        """Run one blank image through the network to learn every tap's shape and vector size."""
+        _, h, w = self.data_config["input_size"]
+        with torch.inference_mode():
+            maps = self.backbone(torch.zeros(1, 3, h, w, device=self.device))
+        layout, offset = [], 0
+        for tap in self.layers.taps:
+            shape = tuple(maps[tap.name].shape[1:])
+            c, mh, mw = (shape + (1, 1))[:3] if len(shape) == 1 else shape
+            size = c if len(shape) == 1 else self.pooling.out_features(c, mh, mw)
+            layout.append({"layer": tap.name, "module": tap.module, "map_shape": list(shape),
+                           "offset": offset, "size": int(size)})
+            offset += int(size)
+        return layout
+
+    def autocast(self):
+        if self.cfg.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def embed(self, pixels: torch.Tensor) -> np.ndarray:
+        """uint8 (B, 3, H, W) -> (B, D) vectors in the store's dtype."""
+        x = normalize(pixels.to(self.device, non_blocking=True), self.data_config["mean"],
+                      self.data_config["std"])
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), self.autocast():
+            maps = self.backbone(x)
+            parts = [self.pooling(maps[t.name].float()) for t in self.layers.taps]
+        out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        return out.float().cpu().numpy().astype(self.store_dtype, copy=False)
+
+    def metadata(self) -> dict:
+        """Provenance recorded with every output."""
+        return {
+            "model": self.cfg.model,
+            "architecture": self.arch,
+            "weights": self.weights.to_dict() if isinstance(self.weights, WeightsInfo) else None,
+            "data_config": {k: list(v) if isinstance(v, tuple) else v
+                            for k, v in self.data_config.items()},
+            "layers": self.cfg.layers,
+            "layout": self.layout,
+            "pooling": {"name": self.pooling.name, "params": self.pooling.get_params()},
+            "precision": self.cfg.precision,
+            "output_stride": self.cfg.output_stride,
+            "dim": self.dim,
+            "dtype": str(self.store_dtype),
+            "versions": versions(),
+        }
+
+
+def versions() -> dict:
+    return {"imgfeat": __version__, "torch": torch.__version__, "timm": timm.__version__,
+            "numpy": np.__version__, "pillow": PIL.__version__,
+            "python": platform.python_version()}
+
+
+def run_shard(extractor: Extractor, shard: Shard, batches: Iterable[DecodedBatch]) -> ShardData:
+    """Embed the decoded batches of one shard; failed items keep their reason, others a vector."""
+    t0 = time.perf_counter()
+    n = len(shard.items)
+    vectors = np.zeros((n, extractor.dim), dtype=extractor.store_dtype)
+    ok = np.zeros(n, dtype=bool)
+    errors: list[str | None] = [None] * n
+    seen = 0
+    for batch in batches:
+        seen += len(batch.positions)
+        for pos, err in batch.errors.items():
+            errors[pos] = err
+        if batch.pixels is not None:
+            vectors[batch.ok] = extractor.embed(batch.pixels)
+            ok[batch.ok] = True
+    if seen != n:
+        raise RuntimeError(f"shard {shard.index}: {seen} of {n} items decoded")
+    return ShardData(shard.index, shard.items, vectors[ok], ok, errors,
+                     time.perf_counter() - t0)

@@ -1,0 +1,69 @@
+"""The registry of named poolings: maps (B, C, H, W) feature maps to (B, D) vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..errors import ConfigError
+
+
+class Pooling:
+    """Base class. Subclasses set ``name`` and implement ``pool`` and ``out_features``.
+
+    Constructor arguments are stored as they are (scikit-learn style) and returned by
+    ``get_params``; poolings that learn state implement ``fit`` and return ``self``.
+    """
+
+    name = "base"
+    #: dtype the vectors are stored in
+    store_dtype = "float32"
+
+    def get_params(self) -> dict:
+        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def out_features(self, channels: int, height: int, width: int) -> int:
+        return channels
+
+    def __call__(self, fmap: torch.Tensor) -> torch.Tensor:
+        if fmap.ndim == 2:  # already a vector (pre-logits): nothing to pool
+            return fmap
+        if fmap.ndim != 4:
+            raise ValueError(f"expected a (B, C, H, W) map, got shape {tuple(fmap.shape)}")
+        return self.pool(fmap)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{self.name}({args})"
+
+
+_REGISTRY: dict[str, type[Pooling]] = {}
+
+
+def register_pooling(cls: type[Pooling]) -> type[Pooling]:
+    """Class decorator: make a pooling available by its ``name``."""
+    if cls.name in _REGISTRY:
+        raise ValueError(f"pooling {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def list_poolings() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_pooling(name: str, **params) -> Pooling:
+    """Create a registered pooling; a clear error lists the known names."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown pooling {name!r}; known: {', '.join(list_poolings())}")
+    try:
+        return _REGISTRY[name](**params)
+    except TypeError as exc:
+        raise ConfigError(f"bad options for pooling {name!r}: {exc}") from None
+
+
+PoolFn = Callable[[torch.Tensor], torch.Tensor]

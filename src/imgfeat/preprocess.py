@@ -1,0 +1,86 @@
+"""Resize decoded images to the model's input, as uint8; normalisation happens batched later."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import timm.data
+import torch
+from PIL import Image
+
+from .config import ModelConfig
+
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+
+
+def resolve_data_config(model: torch.nn.Module, cfg: ModelConfig) -> dict:
+    """The model's own preprocessing (timm ``pretrained_cfg``) with the user's overrides."""
+    dc = dict(timm.data.resolve_model_data_config(model))
+    if cfg.img_size:
+        dc["input_size"] = (3, cfg.img_size, cfg.img_size)
+    dc["resize"] = cfg.resize
+    if cfg.resize == "squash":
+        dc["crop_pct"] = 1.0
+    return {
+        "input_size": tuple(int(v) for v in dc["input_size"]),
+        "interpolation": str(dc.get("interpolation", "bilinear")),
+        "mean": tuple(float(v) for v in dc["mean"]),
+        "std": tuple(float(v) for v in dc["std"]),
+        "crop_pct": float(dc.get("crop_pct") or 1.0),
+        "crop_mode": str(dc.get("crop_mode", "center")),
+        "resize": cfg.resize,
+    }
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """PIL RGB image -> uint8 tensor (3, H, W), resized as the data config says.
+
+    ``crop``: scale so the shorter side is ``size / crop_pct`` and take the centre (timm's eval
+    transform); ``squash``: resize straight to ``size`` (no crop, aspect not kept, as texture
+    papers do). The crop is taken in source coordinates, so a 10000×10 image never becomes a huge
+    intermediate.
+    """
+
+    height: int
+    width: int
+    interpolation: str = "bicubic"
+    crop_pct: float = 0.875
+    resize: str = "crop"
+
+    @classmethod
+    def from_data_config(cls, dc: dict) -> Preprocess:
+        _, h, w = dc["input_size"]
+        return cls(h, w, dc["interpolation"], dc["crop_pct"], dc["resize"])
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        resample = _RESAMPLE.get(self.interpolation, Image.Resampling.BICUBIC)
+        if self.resize == "squash":
+            out = img.resize((self.width, self.height), resample)
+        else:
+            w, h = img.size
+            scale = max(self.width / (self.crop_pct * w), self.height / (self.crop_pct * h))
+            if self.width == self.height:
+                scale = math.floor(self.width / self.crop_pct) / min(w, h)
+            bw, bh = min(self.width / scale, w), min(self.height / scale, h)
+            left, top = (w - bw) / 2, (h - bh) / 2
+            out = img.resize((self.width, self.height), resample, box=(left, top, left + bw,
+                                                                        top + bh))
+        arr = np.asarray(out, dtype=np.uint8)
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+def normalize(batch: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float32 normalised with the model's mean and std."""
+    m = torch.tensor(mean, dtype=torch.float32, device=batch.device).view(1, -1, 1, 1) * 255.0
+    s = torch.tensor(std, dtype=torch.float32, device=batch.device).view(1, -1, 1, 1) * 255.0
+    return (batch.float() - m) / s

@@ -1,0 +1,140 @@
+"""``extract()``: the whole run, from a source to a finished output folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .config import ExtractConfig, ModelConfig, RunConfig, config_digest
+from .decode import MAX_PIXELS
+from .engines import ENGINES, run_local
+from .errors import ConfigError, ItemsFailedError
+from .pipeline import Extractor, make_shards
+from .sources import Source, open_source
+from .store import FAILURES, JobStore
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """What a run did: counts, where the output and the failure list are."""
+
+    output: Path
+    items: int
+    ok: int
+    failed: int
+    shards: int
+    shards_skipped: int
+    seconds: float
+    dim: int
+
+    @property
+    def failures_path(self) -> Path | None:
+        p = self.output / FAILURES
+        return p if p.is_file() else None
+
+
+def check_device(device: str) -> str:
+    """Validate ``cpu``, ``cuda[:N]`` or ``mps`` against what this machine has."""
+    kind = device.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda requested but no CUDA GPU is available; use --device cpu")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None)
+                              and torch.backends.mps.is_available()):
+        raise ConfigError("device mps requested but not available; use --device cpu")
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"unknown device {device!r}: use cpu, cuda or mps")
+    return device
+
+
+def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_lite0",
+            pretrained: bool = True, weights: str | None = None, layers: str = "pooled",
+            pool: str = "avg", pool_args: dict | None = None, img_size: int | None = None,
+            resize: str = "crop", output_stride: int | None = None, precision: str = "fp32",
+            format: str = "parquet", batch_size: int | None = None,
+            num_workers: int | None = None, threads: int | None = None, device: str = "cpu",
+            shard_size: int = 1000, resume: bool = False, overwrite: bool = False,
+            strict: bool = False, progress: bool | None = None, engine: str = "local",
+            labels: str = "auto", label_pattern: str | None = None, data_labels=None,
+            height: int | None = None, width: int | None = None, channels: int | None = None,
+            max_pixels: int = MAX_PIXELS, ray_address: str | None = None) -> ExtractResult:
+    """Extract features of every image in ``source`` into the folder ``output``.
+
+    ``source`` is a folder, a ``.csv`` list, a ``.npy`` array (with ``data_labels``), an array,
+    or a :class:`~imgfeat.sources.Source`. Returns an :class:`ExtractResult`; bad images are
+    recorded per item (or, with ``strict``, raise :class:`ItemsFailedError` before anything of
+    theirs is written).
+    """
+    t0 = time.perf_counter()
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
+    device = check_device(device)
+    mcfg = ModelConfig(model=model, pretrained=pretrained, weights=weights, img_size=img_size,
+                       resize=resize, output_stride=output_stride, precision=precision,
+                       layers=str(layers), pool=pool,
+                       pool_args=tuple(sorted((pool_args or {}).items())))
+    run = RunConfig(batch_size=batch_size or default_batch_size(device), num_workers=num_workers,
+                    threads=threads, device=device, shard_size=shard_size,
+                    progress=sys.stderr.isatty() if progress is None else progress,
+                    strict=strict)
+    src: Source = open_source(source, labels=labels, label_pattern=label_pattern,
+                              data_labels=data_labels, height=height, width=width,
+                              channels=channels)
+    if strict:
+        bad = next((it for it in src.items if it.error), None)
+        if bad is not None:
+            raise ItemsFailedError(f"{bad.id}: {bad.error} (strict)")
+    n_threads, workers = run.resolved_threads_workers()
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        extractor = Extractor(mcfg, device=device)
+        cfg = ExtractConfig(source=src.describe(), model=mcfg, format=format,
+                            shard_size=shard_size)
+        hashed = {**cfg.to_dict(), "weights": extractor.weights.to_dict()}
+        store = JobStore(output, format, hashed, config_digest(hashed), extractor.metadata())
+        done = store.prepare(resume=resume, overwrite=overwrite)
+        shards = make_shards(src.items, shard_size)
+        pending = [s for s in shards if s.index not in done]
+        if not pending and store.is_complete():
+            return _result(store, shards, len(shards), t0, extractor.dim)
+        bar = tqdm(total=sum(len(s.items) for s in pending), unit="img", disable=not run.progress,
+                   desc="extract", dynamic_ncols=True, smoothing=0.1)
+        try:
+            if engine == "ray":
+                from .engines.ray import run_ray
+
+                results = run_ray(extractor, src, pending, batch_size=run.batch_size,
+                                  max_pixels=max_pixels, address=ray_address,
+                                  on_batch=bar.update)
+            else:
+                results = run_local(extractor, src, pending, batch_size=run.batch_size,
+                                    workers=workers, max_pixels=max_pixels, on_batch=bar.update)
+            for data in results:
+                if strict and data.n_failed:
+                    k = int((~data.ok).argmax())
+                    raise ItemsFailedError(f"{data.items[k].id}: {data.errors[k]} (strict)")
+                store.write_shard(data)
+        finally:
+            bar.close()
+        store.finish(len(shards))
+        return _result(store, shards, len(shards) - len(pending), t0, extractor.dim)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _result(store: JobStore, shards, skipped: int, t0: float, dim: int) -> ExtractResult:
+    summary = store.summary()
+    return ExtractResult(store.out, summary.get("items", 0), summary.get("ok", 0),
+                         summary.get("failed", 0), len(shards), skipped,
+                         time.perf_counter() - t0, dim)
+
+
+def default_batch_size(device: str) -> int:
+    """Chosen from benchmarks/extract_throughput.py: small batches are fastest on CPU."""
+    return 16 if device == "cpu" else 64

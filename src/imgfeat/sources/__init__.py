@@ -1,0 +1,35 @@
+"""Sources: where the images come from (folders, CSV lists, arrays)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import SourceError
+from .arrays import ArraySource
+from .base import Item, Source
+from .csvlist import CsvSource
+from .folder import FolderSource
+
+
+def open_source(spec, *, labels: str = "auto", label_pattern: str | None = None,
+                data_labels=None, height: int | None = None, width: int | None = None,
+                channels: int | None = None) -> Source:
+    """Make a source from a folder path, a ``.csv`` list, a ``.npy`` array, or an array."""
+    if isinstance(spec, Source):
+        return spec
+    if not isinstance(spec, str | os.PathLike):
+        return ArraySource(spec, data_labels, height, width, channels)
+    p = Path(spec)
+    if p.is_dir():
+        return FolderSource(p, labels=labels, label_pattern=label_pattern)
+    if p.suffix.lower() in (".csv", ".txt", ".tsv") and p.is_file():
+        return CsvSource(p)
+    if p.suffix.lower() in (".npy", ".npz"):
+        return ArraySource(p, data_labels, height, width, channels)
+    if not p.exists():
+        raise SourceError(f"source not found: {p}")
+    raise SourceError(f"cannot read {p}: give a folder, a .csv list, or a .npy array")
+
+
+__all__ = ["ArraySource", "CsvSource", "FolderSource", "Item", "Source", "open_source"]

@@ -1,0 +1,79 @@
+"""Images held in NumPy arrays: N×H×W×C, N×H×W, or flat rows with a given shape."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..decode import MAX_PIXELS, array_to_rgb
+from ..errors import DecodeError, SourceError
+from .base import Item, Source
+
+
+class ArraySource(Source):
+    """Rows of an array as images; ``id`` is the row number, zero-padded."""
+
+    kind = "arrays"
+
+    def __init__(self, data: np.ndarray | str | os.PathLike, labels=None,
+                 height: int | None = None, width: int | None = None,
+                 channels: int | None = None):
+        self.data_path = None
+        if isinstance(data, str | os.PathLike):
+            self.data_path = Path(data)
+            data = _load(self.data_path)
+        if isinstance(labels, str | os.PathLike):
+            labels = _load(Path(labels))
+        data = np.asarray(data) if not isinstance(data, np.ndarray) else data
+        if data.ndim == 2:
+            if not (height and width):
+                raise SourceError(f"flat rows of {data.shape[1]} values need --height and --width "
+                                  f"(and --channels)")
+            c = channels or 1
+            if height * width * c != data.shape[1]:
+                raise SourceError(f"rows have {data.shape[1]} values, not {height}x{width}x{c} = "
+                                  f"{height * width * c}")
+            data = data.reshape(len(data), height, width, c) if c > 1 else data.reshape(
+                len(data), height, width)
+        elif data.ndim == 4 and data.shape[1] in (1, 3, 4) and data.shape[3] not in (1, 3, 4):
+            data = data.transpose(0, 2, 3, 1)  # N×C×H×W given
+        if data.ndim not in (3, 4):
+            raise SourceError(f"image array must be N×H×W(×C) or flat N×D, got shape {data.shape}")
+        if len(data) == 0:
+            raise SourceError("image array is empty")
+        self.data = data
+        if labels is not None:
+            labels = np.asarray(labels).reshape(-1)
+            if len(labels) != len(data):
+                raise SourceError(f"{len(labels)} labels for {len(data)} images")
+        width_id = len(str(len(data) - 1))
+        items = [Item(id=str(i).zfill(width_id), index=i,
+                      label=None if labels is None else str(labels[i]))
+                 for i in range(len(data))]
+        super().__init__(items)
+
+    def read(self, item: Item, max_pixels: int = MAX_PIXELS) -> Image.Image:
+        arr = np.asarray(self.data[item.index])
+        if arr.shape[0] * arr.shape[1] > max_pixels:
+            raise DecodeError("image over the pixel limit")
+        return array_to_rgb(arr)
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "path": str(self.data_path.resolve()) if self.data_path else None,
+                "shape": list(self.data.shape), "dtype": str(self.data.dtype),
+                "count": len(self.items)}
+
+
+def _load(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise SourceError(f"array file not found: {path}")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                return z[z.files[0]]
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise SourceError(f"cannot read array file {path.name}: {exc}") from None

@@ -1,0 +1,57 @@
+"""What every source yields: items with a stable id, an optional label and split."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PIL import Image
+
+from ..decode import MAX_PIXELS, open_image
+from ..errors import DecodeError
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image to extract. ``id`` is unique within the source (a relative path, or a row)."""
+
+    id: str
+    path: str | None = None
+    label: str | None = None
+    split: str | None = None
+    index: int | None = None  # row in an array source
+    error: str | None = None  # set when the item is already known to be bad (e.g. a bad CSV row)
+
+
+class Source:
+    """A sequence of items plus the way to read one of them as an RGB image."""
+
+    kind = "base"
+
+    def __init__(self, items: Sequence[Item]):
+        self.items = list(items)
+        ids = [it.id for it in self.items]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            from ..errors import SourceError
+
+            raise SourceError(f"duplicate item id {dup!r}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def read(self, item: Item, max_pixels: int = MAX_PIXELS) -> Image.Image:
+        """Decode one item; raises DecodeError with the reason."""
+        if item.error:
+            raise DecodeError(item.error)
+        if item.path is None:
+            raise DecodeError("item has no path")
+        return open_image(item.path, max_pixels=max_pixels)
+
+    def describe(self) -> dict:
+        """What identifies the source in the configuration hash."""
+        return {"kind": self.kind, "count": len(self.items)}
+
+    @property
+    def labels(self) -> list[str | None]:
+        return [it.label for it in self.items]

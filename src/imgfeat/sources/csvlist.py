@@ -1,0 +1,94 @@
+"""A CSV list of ``label,path`` rows, with or without a header line."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from ..errors import SourceError
+from .base import Item, Source
+
+HEADER_WORDS = {"label", "class", "path", "file", "filename", "image", "split", "target", "y"}
+
+
+class CsvSource(Source):
+    """Rows of ``label,path`` (optionally a third ``split`` column), headerless or with a header.
+
+    With a header, the columns are found by name (``label``/``class``, ``path``/``file``/
+    ``image``, ``split``). Relative paths are relative to the CSV's folder, which is the root for
+    ids. A bad row becomes a failed item whose error names its line.
+    """
+
+    kind = "csv"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SourceError(f"CSV list not found: {self.path}")
+        self.root = self.path.parent
+        try:
+            with open(self.path, newline="", encoding="utf-8-sig") as fh:
+                rows = list(csv.reader(fh))
+        except UnicodeDecodeError:
+            raise SourceError(f"{self.path} is not a UTF-8 text file") from None
+        except csv.Error as exc:
+            raise SourceError(f"{self.path}: {exc}") from None
+        numbered = [(n, r) for n, r in enumerate(rows, start=1) if any(c.strip() for c in r)]
+        if not numbered:
+            raise SourceError(f"CSV list is empty: {self.path}")
+        cols = {"label": 0, "path": 1, "split": None}
+        width = 2
+        first_line, first = numbered[0]
+        lowered = [c.strip().lower() for c in first]
+        if any(c in HEADER_WORDS for c in lowered):
+            numbered = numbered[1:]
+            width = len(first)
+            cols = {"label": _find(lowered, ("label", "class", "target", "y")),
+                    "path": _find(lowered, ("path", "file", "filename", "image")),
+                    "split": _find(lowered, ("split",))}
+            if cols["path"] is None:
+                raise SourceError(f"{self.path} line {first_line}: header has no path column "
+                                  f"(path, file, filename or image)")
+        elif len(first) == 3:
+            width, cols["split"] = 3, 2
+        items: list[Item] = []
+        seen: dict[str, int] = {}
+        for line, row in numbered:
+            if len(row) != width:
+                items.append(Item(id=f"line {line}", error=f"line {line}: expected {width} "
+                                  f"columns, found {len(row)}"))
+                continue
+            raw = row[cols["path"]].strip()
+            if not raw:
+                items.append(Item(id=f"line {line}", error=f"line {line}: empty path"))
+                continue
+            p = Path(raw)
+            full = p if p.is_absolute() else self.root / p
+            rid = _rel_id(full, self.root)
+            if rid in seen:
+                rid = f"{rid}#line{line}"
+            seen[rid] = line
+            label = row[cols["label"]].strip() if cols["label"] is not None else None
+            split = row[cols["split"]].strip() if cols["split"] is not None else None
+            items.append(Item(id=rid, path=str(full), label=label or None, split=split or None))
+        if not items:
+            raise SourceError(f"CSV list has no rows: {self.path}")
+        super().__init__(items)
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "path": str(self.path.resolve()), "count": len(self.items)}
+
+
+def _find(header: list[str], names: tuple[str, ...]) -> int | None:
+    for name in names:
+        if name in header:
+            return header.index(name)
+    return None
+
+
+def _rel_id(path: Path, root: Path) -> str:
+    try:
+        return Path(os.path.normpath(path)).relative_to(os.path.normpath(root)).as_posix()
+    except ValueError:
+        return Path(os.path.normpath(path)).as_posix()
