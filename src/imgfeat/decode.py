@@ -29,8 +29,12 @@ def is_image_file(name: str | os.PathLike) -> bool:
     return Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def open_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def open_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS,
+               min_side: int | None = None) -> Image.Image:
     """Open a file (or bytes) and return it as an 8-bit RGB image.
+
+    ``min_side`` lets JPEG decoding skip resolution the caller does not need (DCT scaling): the
+    image comes back with both sides at least ``min_side`` (or whole, if smaller).
 
     Applies EXIF orientation, takes the first frame of animations, scales 16-bit and float images
     into 0..255 instead of clipping them, and composites transparency over white. Any failure is
@@ -59,6 +63,8 @@ def open_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS) 
                         f"image is {w}x{h} = {w * h / 1e6:.0f}M pixels, over the limit of "
                         f"{max_pixels / 1e6:.0f}M (max_pixels)"
                     )
+                if min_side and img.format == "JPEG" and min(w, h) >= 2 * min_side:
+                    img.draft(img.mode, (min_side, min_side))
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)
                 img.load()

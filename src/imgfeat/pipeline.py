@@ -13,7 +13,7 @@ import PIL
 import timm
 import torch
 
-from . import __version__
+from ._version import __version__
 from .backbones import TimmBackbone, WeightsInfo, create_timm_model, parse_layers
 from .config import ModelConfig
 from .decode import MAX_PIXELS
@@ -68,7 +68,7 @@ def decode_item(source: Source, item: Item, preprocess: Preprocess,
                 max_pixels: int = MAX_PIXELS) -> tuple[torch.Tensor | None, str | None]:
     """Decode and resize one item, turning any failure into a reason string."""
     try:
-        return preprocess(source.read(item, max_pixels=max_pixels)), None
+        return preprocess(source.read(item, max_pixels=max_pixels, min_side=preprocess.min_side)), None
     except DecodeError as exc:
         return None, str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad file never stops a run

@@ -57,6 +57,11 @@ class Preprocess:
     crop_pct: float = 0.875
     resize: str = "crop"
 
+    @property
+    def min_side(self) -> int:
+        """The smallest source side that still gives full quality at this input size."""
+        return math.ceil(max(self.height, self.width) / min(self.crop_pct, 1.0))
+
     @classmethod
     def from_data_config(cls, dc: dict) -> Preprocess:
         _, h, w = dc["input_size"]

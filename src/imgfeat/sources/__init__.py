@@ -10,6 +10,7 @@ from .arrays import ArraySource
 from .base import Item, Source
 from .csvlist import CsvSource
 from .folder import FolderSource
+from .paths import PathsSource
 
 
 def open_source(spec, *, labels: str = "auto", label_pattern: str | None = None,
@@ -18,6 +19,8 @@ def open_source(spec, *, labels: str = "auto", label_pattern: str | None = None,
     """Make a source from a folder path, a ``.csv`` list, a ``.npy`` array, or an array."""
     if isinstance(spec, Source):
         return spec
+    if isinstance(spec, list | tuple) and spec and isinstance(spec[0], str | os.PathLike):
+        return PathsSource(spec, data_labels)
     if not isinstance(spec, str | os.PathLike):
         return ArraySource(spec, data_labels, height, width, channels)
     p = Path(spec)
@@ -32,4 +35,4 @@ def open_source(spec, *, labels: str = "auto", label_pattern: str | None = None,
     raise SourceError(f"cannot read {p}: give a folder, a .csv list, or a .npy array")
 
 
-__all__ = ["ArraySource", "CsvSource", "FolderSource", "Item", "Source", "open_source"]
+__all__ = ["ArraySource", "CsvSource", "FolderSource", "Item", "PathsSource", "Source", "open_source"]

@@ -55,7 +55,8 @@ class ArraySource(Source):
                  for i in range(len(data))]
         super().__init__(items)
 
-    def read(self, item: Item, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    def read(self, item: Item, max_pixels: int = MAX_PIXELS, min_side: int | None = None
+             ) -> Image.Image:
         arr = np.asarray(self.data[item.index])
         if arr.shape[0] * arr.shape[1] > max_pixels:
             raise DecodeError("image over the pixel limit")

@@ -40,13 +40,14 @@ class Source:
     def __len__(self) -> int:
         return len(self.items)
 
-    def read(self, item: Item, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    def read(self, item: Item, max_pixels: int = MAX_PIXELS, min_side: int | None = None
+             ) -> Image.Image:
         """Decode one item; raises DecodeError with the reason."""
         if item.error:
             raise DecodeError(item.error)
         if item.path is None:
             raise DecodeError("item has no path")
-        return open_image(item.path, max_pixels=max_pixels)
+        return open_image(item.path, max_pixels=max_pixels, min_side=min_side)
 
     def describe(self) -> dict:
         """What identifies the source in the configuration hash."""

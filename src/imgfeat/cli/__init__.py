@@ -1,0 +1,43 @@
+"""The ``imgfeat`` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import ImgfeatError
+from . import demo, extract, models, sample
+
+#: exit codes (documented in the README)
+EXIT_OK, EXIT_ITEMS_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+COMMANDS = (extract, models, sample, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="imgfeat", description="Turn images into feature vectors, and measure them.")
+    parser.add_argument("--version", action="version", version=f"imgfeat {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ImgfeatError as exc:
+        print(f"imgfeat: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("imgfeat: interrupted; finished shards are kept (run again with --resume)",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""``imgfeat demo``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("demo", help="extract and classify a small bundled texture set (offline)")
+    p.add_argument("-o", "--output", default="imgfeat-demo", help="folder for images and features")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
+    r = run_demo(args.output, progress=False if args.quiet else None)
+    w = r["weights"]
+    print(f"textures : {r['n_images']} images, {r['n_classes']} classes "
+          f"(patches of scikit-image's bundled images) in {r['textures']}")
+    print(f"features : tf_efficientnet_lite0, ImageNet weights from {w['source']} ({w['name']}), "
+          f"{r['dim']} values per image -> {r['features']}")
+    for name, s in r["scores"].items():
+        label = {"knn": "1-NN", "svm": "linear SVM"}.get(name, name)
+        print(f"accuracy : {label:<10} {100 * s['mean']:.1f}% ± {100 * s['std']:.1f} "
+              f"({s['repeats']}x{s['folds']}-fold CV)")
+    print(f"time     : {r['seconds']:.1f} s")
+    print("\nnext:")
+    print("  imgfeat info tf_efficientnet_lite0")
+    print(f"  imgfeat extract {r['textures']} -o my-features --layers all --pool gem")
+    print(f"  python -c \"import imgfeat; X, y, ids, meta = imgfeat.load_features("
+          f"'{r['features']}'); print(X.shape)\"")
+    return 0

