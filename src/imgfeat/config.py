@@ -70,14 +70,17 @@ class RunConfig:
             raise ConfigError("num_workers must be 0 or more")
 
     def resolved_threads_workers(self) -> tuple[int, int]:
-        """(torch threads, decode workers): together never more than the cores.
+        """(torch threads, decode workers), chosen from benchmarks/extract_throughput.py.
 
-        Defaults measured by benchmarks/extract_throughput.py: one decode worker, the remaining
-        cores for torch (decode costs little next to the forward pass).
+        Torch gets every core and one decode worker (itself single-threaded) feeds it: decoding
+        costs a few percent of a forward pass, so giving a whole core to it halves model speed
+        on small machines, while the light worker costs little. Large machines get one worker
+        per 8 cores. The thread count does not depend on the workers, so vectors are identical
+        for any worker count.
         """
         cores = default_threads()
-        workers = self.num_workers if self.num_workers is not None else min(1, cores - 1)
-        threads = self.threads or max(1, cores - workers)
+        workers = self.num_workers if self.num_workers is not None else max(1, cores // 8)
+        threads = self.threads or cores
         return threads, workers
 
 

@@ -36,4 +36,4 @@ class DecodeError(ImgfeatError):
 class ItemsFailedError(ImgfeatError):
     """Raised in strict mode when an item fails."""
 
-    exit_code = 3
+    exit_code = 1

@@ -1,0 +1,39 @@
+"""Shared fixtures: small generated image sets and a tiny random-weight timm model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for a hub
+
+#: a tiny timm model with random weights, at a small input size: fast mechanics tests
+TINY = {"model": "test_efficientnet", "pretrained": False, "img_size": 64}
+USPTEX = Path(__file__).resolve().parents[2] / "shared" / "data" / "usptex"
+
+
+def make_image(seed: int, size=(48, 40), mode="RGB") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    # some structure so that classes differ: a per-class gradient is added by callers
+    return Image.fromarray(arr).convert(mode)
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """3 classes × 5 images in sub-folders, mixed extensions and a nested folder."""
+    root = tmp_path / "imgs"
+    for c, label in enumerate(["cats", "dogs", "owls"]):
+        for k in range(5):
+            folder = root / label / ("nested" if k == 4 else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            img = make_image(100 * c + k)
+            arr = np.asarray(img).astype(int)
+            arr[..., c] = np.clip(arr[..., c] + 90, 0, 255)
+            ext = [".png", ".JPG", ".jpeg", ".png", ".bmp"][k]
+            Image.fromarray(arr.astype(np.uint8)).save(folder / f"img{k}{ext}")
+    return root
