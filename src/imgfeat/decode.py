@@ -60,8 +60,8 @@ def open_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS,
                     raise DecodeError(f"empty image ({w}x{h})")
                 if w * h > max_pixels:
                     raise DecodeError(
-                        f"image is {w}x{h} = {w * h / 1e6:.0f}M pixels, over the limit of "
-                        f"{max_pixels / 1e6:.0f}M (max_pixels)"
+                        f"image is {w}x{h} = {w * h / 1e6:.0f}M pixels, over the pixel limit of "
+                        f"{max_pixels / 1e6:.0f}M (--max-pixels)"
                     )
                 if min_side and img.format == "JPEG" and min(w, h) >= 2 * min_side:
                     img.draft(img.mode, (min_side, min_side))
@@ -79,7 +79,7 @@ def open_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS,
             reason = "empty file (0 bytes)" if size == 0 else "not an image or an unsupported format"
             raise DecodeError(reason) from None
         except Image.DecompressionBombError as exc:
-            raise DecodeError(f"refused as a decompression bomb: {exc}") from None
+            raise DecodeError(f"refused, over the pixel limit (decompression bomb): {exc}") from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
                 struct.error, ZeroDivisionError, MemoryError, RuntimeError) as exc:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         labels="none" if args.no_labels else "auto", label_pattern=args.label_pattern,
         data_labels=args.labels, height=args.height, width=args.width, channels=args.channels,
         max_pixels=args.max_pixels or MAX_PIXELS, ray_address=args.ray_address)
-    if result.shards_skipped == result.shards and result.seconds < 60:
+    if result.shards_skipped == result.shards:
         print(f"nothing to do: {result.output} is complete ({result.ok} vectors)")
     else:
         print(f"extracted {result.items} images: {result.ok} ok, {result.failed} failed "

@@ -71,6 +71,9 @@ class FolderSource(Source):
                 else:
                     error = f"file name does not match label pattern {label_pattern!r}"
             items.append(Item(id=rel, path=str(path), label=label, error=error))
+        if regex is not None and all(it.error for it in items):
+            raise SourceError(f"no file name under {self.root} matches the label pattern "
+                              f"{label_pattern!r}")
         self.resolved_labels = labels
         super().__init__(items)
 
