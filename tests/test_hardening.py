@@ -33,19 +33,23 @@ def messy_folder(image_folder):
     uni.mkdir()
     good.save(uni / "img0.png")  # same file name as cats/img0.png, other folder
     good.save(image_folder / "owls" / "UPPER.JPEG")
+    Image.new("RGB", (1, 1), (10, 200, 10)).save(image_folder / "owls" / "dot.png")
+    Image.new("RGB", (10000, 10), (10, 10, 200)).save(image_folder / "owls" / "strip.png")
     return image_folder
 
 
 def test_bad_files_are_recorded_and_the_rest_unaffected(messy_folder, tmp_path):
     res = extract(messy_folder, tmp_path / "o", **TINY, shard_size=5, batch_size=3,
                   progress=False)
-    assert (res.items, res.failed, res.ok) == (20, 3, 17)
+    assert (res.items, res.failed, res.ok) == (22, 3, 19)
     X, y, ids, meta = load_features(tmp_path / "o")
     reasons = {f["id"]: f["error"] for f in meta["failures"]}
     assert reasons["bad/zero.jpg"] == "empty file (0 bytes)"
     assert reasons["bad/text.jpg"] == "not an image or an unsupported format"
     assert reasons["bad/trunc.jpg"].startswith("corrupt or truncated image")
     assert "owls/ünï cödé with spaces/img0.png" in ids and "owls/UPPER.JPEG" in ids
+    assert "owls/dot.png" in ids and "owls/strip.png" in ids
+    assert np.isfinite(X).all()
     # the copy of cats/img0.png in another folder gets the same vector: no neighbour mix-up
     np.testing.assert_allclose(X[ids.index("owls/ünï cödé with spaces/img0.png")],
                                X[ids.index("cats/img0.png")], rtol=1e-5, atol=1e-6)
