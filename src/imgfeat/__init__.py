@@ -22,7 +22,7 @@ from .errors import (  # noqa: E402
     StoreError,
     WeightsError,
 )
-from .evaluate import cross_validate, make_classifier  # noqa: E402
+from .evaluate import ClassifyReport, classify, make_classifier  # noqa: E402
 from .pipeline import Extractor  # noqa: E402
 from .pooling import Pooling, create_pooling, list_poolings, register_pooling  # noqa: E402
 from .runner import ExtractResult, extract  # noqa: E402
@@ -34,6 +34,7 @@ from .transformer import FeatureExtractor  # noqa: E402
 __all__ = [
     "ArraySource",
     "ConfigError",
+    "ClassifyReport",
     "CsvSource",
     "DecodeError",
     "ExtractConfig",
@@ -55,7 +56,7 @@ __all__ = [
     "WeightsError",
     "__version__",
     "create_pooling",
-    "cross_validate",
+    "classify",
     "extract",
     "list_models",
     "list_poolings",

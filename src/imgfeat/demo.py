@@ -45,7 +45,7 @@ def make_demo_textures(folder: str | os.PathLike, per_class: int = 12, size: int
 def run_demo(output: str | os.PathLike = "imgfeat-demo", *, model: str = "tf_efficientnet_lite0",
              progress: bool | None = None) -> dict:
     """Make the texture set, extract features, classify them; returns what it measured."""
-    from .evaluate import cross_validate
+    from .evaluate import classify
     from .runner import extract
     from .store import load_features
 
@@ -54,8 +54,9 @@ def run_demo(output: str | os.PathLike = "imgfeat-demo", *, model: str = "tf_eff
     textures = make_demo_textures(out / "textures")
     result = extract(textures, out / "features", model=model, overwrite=True, progress=progress)
     X, y, ids, meta = load_features(result.output)
-    scores = {name: cross_validate(X, y, name, folds=4, repeats=3, seed=0)
-              for name in ("knn", "svm")}
+    report = classify(X, y, classifiers=("knn", "svm"), folds=4, repeats=3, seed=0,
+                      n_jobs=1)
+    scores = {r.name: {**r.summary(), "folds": 4, "repeats": 3} for r in report.results}
     return {"textures": textures, "features": result.output, "n_images": len(ids),
             "n_classes": len(set(y)), "dim": X.shape[1], "weights": meta["weights"],
-            "scores": scores, "seconds": time.perf_counter() - t0}
+            "scores": scores, "report": report, "seconds": time.perf_counter() - t0}

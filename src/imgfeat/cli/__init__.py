@@ -6,11 +6,11 @@ import argparse
 import sys
 
 from ..errors import ImgfeatError
-from . import demo, extract, models, sample
+from . import bench, classify, demo, extract, models, sample
 
 #: exit codes (documented in the README)
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
-COMMANDS = (extract, models, sample, demo)
+COMMANDS = (extract, classify, bench, models, sample, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

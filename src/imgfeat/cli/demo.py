@@ -23,10 +23,11 @@ def run(args: argparse.Namespace) -> int:
           f"{r['dim']} values per image -> {r['features']}")
     for name, s in r["scores"].items():
         label = {"knn": "1-NN", "svm": "linear SVM"}.get(name, name)
-        print(f"accuracy : {label:<10} {100 * s['mean']:.1f}% ± {100 * s['std']:.1f} "
+        print(f"accuracy : {label:<10} {100 * s['accuracy']:.1f}% ± {100 * s['accuracy_std']:.1f} "
               f"({s['repeats']}x{s['folds']}-fold CV)")
     print(f"time     : {r['seconds']:.1f} s")
     print("\nnext:")
+    print(f"  imgfeat classify {r['features']} --classifier knn lda svm --folds 4 --repeats 3")
     print("  imgfeat info tf_efficientnet_lite0")
     print(f"  imgfeat extract {r['textures']} -o my-features --layers all --pool gem")
     print(f"  python -c \"import imgfeat; X, y, ids, meta = imgfeat.load_features("

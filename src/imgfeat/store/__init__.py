@@ -180,7 +180,8 @@ def load_features(path: str | os.PathLike, ) -> tuple[np.ndarray, np.ndarray | N
             raise StoreError(f"{p} is not an imgfeat output (no {META})")
         job = read_json(p / META)
         fmt = job["format"]
-        meta = {**job["metadata"], "config_hash": job["config_hash"], "format": fmt,
+        meta = {**job["metadata"], "source": job["config"].get("source"),
+                "config_hash": job["config_hash"], "format": fmt,
                 "complete": job["complete"], "summary": job.get("summary")}
         if fmt != "parquet" and job["complete"]:
             cols = read_final(p, fmt)

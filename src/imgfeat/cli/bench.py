@@ -1,0 +1,61 @@
+"""``imgfeat bench`` and ``imgfeat plot``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parsers(sub) -> None:
+    from ..evaluate import CLASSIFIERS, PROTOCOLS
+    from ..sources.benchmarks import DATASETS
+
+    p = sub.add_parser("bench", help="models x poolings x classifiers on a texture benchmark",
+                       description="Extract (cached) and classify a texture benchmark over a "
+                                   "grid of models and poolings; one summary table.")
+    p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    p.add_argument("--data-path", required=True, help="the dataset's folder")
+    p.add_argument("--output", required=True, help="results folder")
+    p.add_argument("--model", nargs="+", default=["tf_efficientnet_lite0"])
+    p.add_argument("--pool", nargs="+", default=["avg"])
+    p.add_argument("--layers", default="final")
+    p.add_argument("--classifier", nargs="+", default=["knn", "lda", "svm"], choices=CLASSIFIERS)
+    p.add_argument("--protocol", choices=PROTOCOLS, help="default: the dataset's own")
+    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--resize", choices=("squash", "crop"), default="squash")
+    p.add_argument("--folds", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--shots", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--jobs", type=int)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=run_bench)
+
+    p = sub.add_parser("plot", help="a 2-D map of features coloured by label (PNG)")
+    p.add_argument("features")
+    p.add_argument("-o", "--output", required=True, help="PNG file")
+    p.add_argument("--method", choices=("pca", "tsne", "umap"), default="pca")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_plot)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from ..evaluate.bench import bench
+
+    bench(args.dataset, args.data_path, args.output, models=args.model, pools=args.pool,
+          classifiers=args.classifier, layers=args.layers, img_size=args.img_size,
+          resize=args.resize, protocol=args.protocol, folds=args.folds, repeats=args.repeats,
+          seed=args.seed, shots=args.shots, batch_size=args.batch_size,
+          progress=False if args.quiet else None, n_jobs=args.jobs)
+    print(Path(args.output, "summary.md").read_text(), end="")
+    print(f"results: {args.output}/summary.md, summary.csv, classification/, feature_matrix/")
+    return 0
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    from ..viz import plot_features
+
+    path = plot_features(args.features, args.output, method=args.method, seed=args.seed)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,81 @@
+"""``bench()``: a grid of models × poolings × classifiers on one texture benchmark, cached and
+resumable, with one summary table over the whole grid."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from pathlib import Path
+
+from ..errors import StoreError
+from ..store.atomic import atomic_path, read_json
+from .classify import classify
+
+
+def _slug(*parts: str) -> str:
+    return "_".join(re.sub(r"[^\w.\-]", "-", p) for p in parts)
+
+
+def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike, *,
+          models=("tf_efficientnet_lite0",), pools=("avg",), classifiers=("knn", "lda", "svm"),
+          layers: str = "final", img_size: int = 224, resize: str = "squash",
+          protocol: str | None = None, folds: int = 10, repeats: int = 10, seed: int = 0,
+          shots: int = 2, batch_size: int | None = None, progress: bool | None = None,
+          n_jobs: int | None = None, log=print) -> list[dict]:
+    """Run the grid; features go to ``OUTPUT/feature_matrix/``, results to
+    ``OUTPUT/classification/``, the table to ``OUTPUT/summary.md`` and ``summary.csv``.
+    Finished cells are reused, so an interrupted bench resumes where it stopped."""
+    from ..runner import extract
+    from ..sources.benchmarks import DEFAULT_PROTOCOL, open_benchmark
+
+    out = Path(output)
+    src = open_benchmark(dataset, data_path)
+    protocol = protocol or DEFAULT_PROTOCOL[src.name]
+    rows = []
+    for model in models:
+        for pool in pools:
+            cell = _slug(src.name, model, layers, pool, str(img_size))
+            feats = out / "feature_matrix" / cell
+            try:
+                extract(src, feats, model=model, layers=layers, pool=pool, img_size=img_size,
+                        resize=resize, resume=(feats / "_imgfeat.json").is_file(),
+                        batch_size=batch_size, progress=progress)
+            except StoreError as exc:
+                raise StoreError(f"{feats}: {exc}") from None
+            cls_dir = out / "classification" / f"{cell}_{protocol}"
+            done = cls_dir / "summary.json"
+            if done.is_file() and read_json(done)["settings"].get("repeats") == repeats and {
+                    r["classifier"] for r in read_json(done)["results"]} >= set(classifiers):
+                results = read_json(done)["results"]
+            else:
+                report = classify(feats, classifiers=classifiers, protocol=protocol, folds=folds,
+                                  repeats=repeats, seed=seed, shots=shots, n_jobs=n_jobs)
+                report.write(cls_dir)
+                results = [r.summary() for r in report.results]
+            for r in results:
+                if r["classifier"] in classifiers:
+                    rows.append({"dataset": src.name, "model": model, "layers": layers,
+                                 "pool": pool, "protocol": protocol, **r})
+            if log:
+                log(f"{cell}: " + ", ".join(f"{r['classifier']} {100 * r['accuracy']:.2f}%"
+                                            for r in results if r["classifier"] in classifiers))
+    write_summary(out, rows)
+    return rows
+
+
+def write_summary(out: Path, rows: list[dict]) -> None:
+    """The grid as Markdown (accuracy mean ± std, %) and as CSV (every metric)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "summary.csv") as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    lines = ["| dataset | model | layers | pool | protocol | classifier | accuracy (%) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['dataset']} | {r['model']} | {r['layers']} | {r['pool']} | "
+                     f"{r['protocol']} | {r['classifier']} | {100 * r['accuracy']:.2f} ± "
+                     f"{100 * r['accuracy_std']:.2f} |")
+    with atomic_path(out / "summary.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")

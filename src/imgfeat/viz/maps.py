@@ -1,0 +1,70 @@
+"""2-D maps of features (PCA, t-SNE, UMAP) coloured by label."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..store.atomic import atomic_path
+
+
+def embed_2d(X: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """Project features to 2-D."""
+    X = np.nan_to_num(np.asarray(X, dtype=np.float32))
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=seed).fit_transform(X)
+    if method == "tsne":
+        from sklearn.decomposition import PCA
+        from sklearn.manifold import TSNE
+
+        Xr = PCA(n_components=min(50, *X.shape), random_state=seed).fit_transform(X)
+        return TSNE(n_components=2, random_state=seed,
+                    perplexity=min(30.0, max(2.0, (len(X) - 1) / 3))).fit_transform(Xr)
+    if method == "umap":
+        try:
+            import umap
+        except ImportError:
+            raise ConfigError("--method umap needs umap-learn: pip install umap-learn") from None
+        return umap.UMAP(random_state=seed).fit_transform(X)
+    raise ConfigError(f"unknown method {method!r}: use pca, tsne or umap")
+
+
+def plot_features(features, output: str | os.PathLike, method: str = "pca",
+                  seed: int = 0) -> Path:
+    """Write a PNG scatter of the features' 2-D map, one colour per label."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("plots need matplotlib: pip install 'imgfeat[viz]'") from None
+    from ..store import load_features
+
+    X, y, ids, meta = load_features(features)
+    xy = embed_2d(X, method, seed)
+    labels = y if y is not None else np.array(["(no label)"] * len(X))
+    classes = sorted(set(labels.tolist()))
+    fig, ax = plt.subplots(figsize=(8, 7))
+    cmap = plt.get_cmap("tab20" if len(classes) > 10 else "tab10")
+    for k, c in enumerate(classes):
+        m = labels == c
+        ax.scatter(xy[m, 0], xy[m, 1], s=14, color=cmap(k % cmap.N), label=c, alpha=0.8)
+    if len(classes) <= 20:
+        ax.legend(fontsize=8, markerscale=1.5, loc="best")
+    ax.set_title(f"{meta.get('model', 'features')}: {method.upper()} of {X.shape[1]}-d vectors, "
+                 f"{len(X)} images")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return out
