@@ -6,7 +6,7 @@ import contextlib
 import platform
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import PIL
@@ -15,10 +15,12 @@ import torch
 
 from ._version import __version__
 from .backbones import TimmBackbone, WeightsInfo, create_timm_model, parse_layers
+from .backbones.timm import feature_taps
 from .config import ModelConfig
 from .decode import MAX_PIXELS
-from .errors import DecodeError
+from .errors import ConfigError, DecodeError, ModelError
 from .pooling import create_pooling
+from .pooling.radam import select_stages
 from .preprocess import Preprocess, normalize, resolve_data_config
 from .sources import Item, Source
 
@@ -98,12 +100,20 @@ class Extractor:
     def __init__(self, cfg: ModelConfig, device: str = "cpu", channels_last: bool = True):
         self.cfg = cfg
         self.device = torch.device(device)
-        model, self.weights = create_timm_model(cfg)
+        self.pooling = create_pooling(cfg.pool, **dict(cfg.pool_args))
+        self.multi_layer = bool(getattr(self.pooling, "multi_layer", False))
+        model, self.weights, self.output_stride = self._create_model(cfg)
         self.arch = type(model).__name__
-        self.layers = parse_layers(cfg.layers, model)
+        layers = cfg.layers
+        if self.multi_layer and layers == "pooled":  # the pooling picks its own stages
+            n = len(feature_taps(model))
+            layers = ",".join(str(i) for i in select_stages(n, self.pooling.stages))
+        self.layers = parse_layers(layers, model)
+        if self.multi_layer and any(t.index is None for t in self.layers.taps):
+            raise ConfigError(f"--pool {cfg.pool} pools stages: use stage indices or all "
+                              f"in --layers, not pooled or final")
         self.data_config = resolve_data_config(model, cfg)
         self.preprocess = Preprocess.from_data_config(self.data_config)
-        self.pooling = create_pooling(cfg.pool, **dict(cfg.pool_args))
         self.backbone = TimmBackbone(model, self.layers).to(self.device)
         self.channels_last = channels_last and self.device.type != "mps"
         if self.channels_last:
@@ -112,11 +122,30 @@ class Extractor:
         self.dim = sum(entry["size"] for entry in self.layout)
         self.store_dtype = np.dtype(self.pooling.store_dtype)
 
+    def _create_model(self, cfg: ModelConfig):
+        """Create the model; multi-stage poolings ask for output stride 8 when the model
+        supports it, falling back to 32 and then to the model's default (as RADAM does)."""
+        if not self.multi_layer or cfg.output_stride:
+            model, weights = create_timm_model(cfg)
+            return model, weights, cfg.output_stride
+        for stride in (8, 32, None):
+            try:
+                model, weights = create_timm_model(replace(cfg, output_stride=stride))
+                return model, weights, stride
+            except ModelError:
+                continue
+        raise AssertionError("unreachable")  # pragma: no cover - stride None never raises here
+
     def _probe_layout(self) -> list[dict]:
         """Run one blank image through the network to learn every tap's shape and vector size."""
         _, h, w = self.data_config["input_size"]
         with torch.inference_mode():
             maps = self.backbone(torch.zeros(1, 3, h, w, device=self.device))
+        if self.multi_layer:
+            shapes = [tuple(maps[t.name].shape[1:]) for t in self.layers.taps]
+            size = int(self.pooling.pool_maps([maps[t.name] for t in self.layers.taps]).shape[1])
+            return [{"layer": "+".join(self.layers.names), "module": self.cfg.pool,
+                     "map_shape": [list(s) for s in shapes], "offset": 0, "size": size}]
         layout, offset = [], 0
         for tap in self.layers.taps:
             shape = tuple(maps[tap.name].shape[1:])
@@ -139,10 +168,14 @@ class Extractor:
                       self.data_config["std"])
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), self.autocast():
-            maps = self.backbone(x)
-            parts = [self.pooling(maps[t.name].float()) for t in self.layers.taps]
-        out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        with torch.inference_mode():
+            with self.autocast():
+                maps = self.backbone(x)
+            if self.multi_layer:  # poolings always run in float32
+                out = self.pooling.pool_maps([maps[t.name].float() for t in self.layers.taps])
+            else:
+                parts = [self.pooling(maps[t.name].float()) for t in self.layers.taps]
+                out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         return out.float().cpu().numpy().astype(self.store_dtype, copy=False)
 
     def metadata(self) -> dict:
@@ -157,7 +190,7 @@ class Extractor:
             "layout": self.layout,
             "pooling": {"name": self.pooling.name, "params": self.pooling.get_params()},
             "precision": self.cfg.precision,
-            "output_stride": self.cfg.output_stride,
+            "output_stride": self.output_stride,
             "dim": self.dim,
             "dtype": str(self.store_dtype),
             "versions": versions(),

@@ -38,6 +38,14 @@ def add_parsers(sub) -> None:
     g.add_argument("--pool", default="avg",
                    help="avg, max, avgmax, catavgmax, gem, none (see 'imgfeat info')")
     g.add_argument("--gem-p", type=float, default=None, help="p of --pool gem (default 3)")
+    g.add_argument("--m", type=int, default=None, help="RADAM: number of encoders (default 4)")
+    g.add_argument("--hidden", type=int, default=None,
+                   help="RADAM: hidden units per encoder (default 1; >1 uses a ridge solve)")
+    g.add_argument("--stages", choices=("all", "last", "top_quarter", "middle", "quarter"),
+                   help="RADAM: which stages to aggregate (default all)")
+    g.add_argument("--radam-weights", choices=("lcg", "torch"),
+                   help="RADAM: the paper's LCG stream (default) or a seeded torch generator")
+    g.add_argument("--seed", type=int, default=None, help="RADAM: seed of --radam-weights torch")
     g.add_argument("--precision", choices=PRECISIONS, default="fp32")
     g = p.add_argument_group("output and run")
     g.add_argument("--format", choices=FORMATS, default="parquet")
@@ -62,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.source) == bool(args.data):
         raise ConfigError("give either a SOURCE (folder or CSV list) or --data X.npy")
-    pool_args = {"p": args.gem_p} if args.gem_p is not None else None
+    pool_args = pool_options(args)
     result = extract(
         args.source or args.data, args.output, model=args.model, pretrained=args.pretrained,
         weights=args.weights, layers=args.layers, pool=args.pool, pool_args=pool_args,
@@ -84,3 +92,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.failed} images failed; the list with reasons is in {result.failures_path}")
         return 1
     return 0
+
+
+def pool_options(args: argparse.Namespace) -> dict | None:
+    """The pooling's own options, from the flags that belong to it."""
+    from ..errors import ConfigError
+
+    given = {"p": args.gem_p, "m": args.m, "hidden": args.hidden, "stages": args.stages,
+             "weights": args.radam_weights, "seed": args.seed}
+    given = {k: v for k, v in given.items() if v is not None}
+    allowed = {"gem": {"p"}, "radam": {"m", "hidden", "stages", "weights", "seed"}}.get(
+        args.pool, set())
+    extra = set(given) - allowed
+    if extra:
+        raise ConfigError(f"option(s) {', '.join(sorted(extra))} do not apply to --pool "
+                          f"{args.pool}")
+    return given or None

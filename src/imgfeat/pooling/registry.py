@@ -62,7 +62,7 @@ def create_pooling(name: str, **params) -> Pooling:
         raise ConfigError(f"unknown pooling {name!r}; known: {', '.join(list_poolings())}")
     try:
         return _REGISTRY[name](**params)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad options for pooling {name!r}: {exc}") from None
 
 
