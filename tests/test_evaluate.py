@@ -104,3 +104,21 @@ def test_official_protocol_from_split_column(tmp_path, image_folder):
     report = classify(tmp_path / "f", classifiers=["knn"], protocol="official", n_jobs=1)
     fold = report.results[0].folds[0]
     assert (fold["n_train"], fold["n_test"]) == (9, 6)
+
+
+@pytest.mark.parametrize("classes, n, p", [(2, 15, 20), (6, 7, 40), (30, 11, 300)])
+def test_fast_lda_is_scikit_learns(classes, n, p):
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    from imgfeat.evaluate.lda import ShrinkageLDA
+
+    rng = np.random.default_rng(classes)
+    X = rng.normal(size=(classes * n, p)) + np.repeat(rng.normal(size=(classes, p)), n, 0)
+    X[:, 0] = 3.0  # a constant feature
+    y = np.repeat(np.arange(classes), n)
+    ref = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(X, y)
+    fast = ShrinkageLDA().fit(X, y)
+    np.testing.assert_allclose(fast.covariance_, ref.covariance_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fast.coef_, ref.coef_, rtol=1e-7, atol=1e-9 * np.abs(ref.coef_).max())
+    np.testing.assert_allclose(fast.intercept_, ref.intercept_, rtol=1e-7, atol=1e-9)
+    assert (fast.predict(X) == ref.predict(X)).all()
