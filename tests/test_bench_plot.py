@@ -19,7 +19,7 @@ def test_bench_grid_is_cached_and_summarised(tmp_path):
     data = usptex_replica(tmp_path)
     out = tmp_path / "bench"
     kw = dict(models=["test_efficientnet", "test_convnext"], pools=["avg", "max"],
-              classifiers=["knn", "svm"], img_size=64, folds=3, repeats=2, progress=False,
+              classifiers=["knn", "svm"], img_size=64, pretrained=False, folds=3, repeats=2, progress=False,
               n_jobs=1, log=None)
     import imgfeat.evaluate.bench as b
 
@@ -47,7 +47,8 @@ def test_bench_grid_is_cached_and_summarised(tmp_path):
 def test_bench_and_plot_cli(tmp_path, capsys):
     usptex_replica(tmp_path)
     assert main(["bench", "--dataset", "usptex", "--data-path", str(tmp_path), "--output",
-                 str(tmp_path / "b"), "--model", "test_efficientnet", "--classifier", "knn",
+                 str(tmp_path / "b"), "--model", "test_efficientnet", "--no-pretrained",
+                 "--classifier", "knn",
                  "--img-size", "64", "--folds", "3", "--repeats", "1", "--jobs", "1", "-q"]) == 0
     out = capsys.readouterr().out
     assert "| usptex | test_efficientnet | final | avg | kfold | knn |" in out

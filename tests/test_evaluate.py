@@ -106,7 +106,7 @@ def test_official_protocol_from_split_column(tmp_path, image_folder):
     assert (fold["n_train"], fold["n_test"]) == (9, 6)
 
 
-@pytest.mark.parametrize("classes, n, p", [(2, 15, 20), (6, 7, 40), (30, 11, 300)])
+@pytest.mark.parametrize("classes, n, p", [(2, 15, 20), (6, 7, 40), (30, 11, 300), (20, 2, 200)])
 def test_fast_lda_is_scikit_learns(classes, n, p):
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
@@ -119,6 +119,9 @@ def test_fast_lda_is_scikit_learns(classes, n, p):
     ref = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(X, y)
     fast = ShrinkageLDA().fit(X, y)
     np.testing.assert_allclose(fast.covariance_, ref.covariance_, rtol=1e-9, atol=1e-12)
+    if n == 2:  # no shrinkage, singular covariance: both solve it by least squares, where
+        assert np.isfinite(fast.coef_).all()  # rounding decides the coefficients
+        return
     np.testing.assert_allclose(fast.coef_, ref.coef_, rtol=1e-7, atol=1e-9 * np.abs(ref.coef_).max())
     np.testing.assert_allclose(fast.intercept_, ref.intercept_, rtol=1e-7, atol=1e-9)
     assert (fast.predict(X) == ref.predict(X)).all()

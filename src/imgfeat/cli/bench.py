@@ -19,6 +19,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--model", nargs="+", default=["tf_efficientnet_lite0"])
     p.add_argument("--pool", nargs="+", default=["avg"])
     p.add_argument("--layers", default="final")
+    p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--classifier", nargs="+", default=["knn", "lda", "svm"], choices=CLASSIFIERS)
     p.add_argument("--protocol", choices=PROTOCOLS, help="default: the dataset's own")
     p.add_argument("--img-size", type=int, default=224)
@@ -44,7 +45,8 @@ def run_bench(args: argparse.Namespace) -> int:
     from ..evaluate.bench import bench
 
     bench(args.dataset, args.data_path, args.output, models=args.model, pools=args.pool,
-          classifiers=args.classifier, layers=args.layers, img_size=args.img_size,
+          classifiers=args.classifier, layers=args.layers, pretrained=args.pretrained,
+          img_size=args.img_size,
           resize=args.resize, protocol=args.protocol, folds=args.folds, repeats=args.repeats,
           seed=args.seed, shots=args.shots, batch_size=args.batch_size,
           progress=False if args.quiet else None, n_jobs=args.jobs)

@@ -19,7 +19,7 @@ def _slug(*parts: str) -> str:
 
 def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike, *,
           models=("tf_efficientnet_lite0",), pools=("avg",), classifiers=("knn", "lda", "svm"),
-          layers: str = "final", img_size: int = 224, resize: str = "squash",
+          layers: str = "final", pretrained: bool = True, img_size: int = 224, resize: str = "squash",
           protocol: str | None = None, folds: int = 10, repeats: int = 10, seed: int = 0,
           shots: int = 2, batch_size: int | None = None, progress: bool | None = None,
           n_jobs: int | None = None, log=print) -> list[dict]:
@@ -38,7 +38,8 @@ def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike,
             cell = _slug(src.name, model, layers, pool, str(img_size))
             feats = out / "feature_matrix" / cell
             try:
-                extract(src, feats, model=model, layers=layers, pool=pool, img_size=img_size,
+                extract(src, feats, model=model, pretrained=pretrained, layers=layers, pool=pool,
+                        img_size=img_size,
                         resize=resize, resume=(feats / "_imgfeat.json").is_file(),
                         batch_size=batch_size, progress=progress)
             except StoreError as exc:

@@ -9,6 +9,8 @@ the pooled covariance from one weighted product. The result is scikit-learn's, t
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
@@ -57,6 +59,11 @@ class ShrinkageLDA(LinearDiscriminantAnalysis):
         W = np.concatenate(rows)
         self.means_ = np.asarray(means)
         self.covariance_ = W.T @ W + np.diag(diag)
-        # the covariance is symmetric positive definite (shrunk): a Cholesky solve, not lstsq
-        self.coef_ = linalg.solve(self.covariance_, self.means_.T, assume_a="pos").T
+        try:  # shrunk, the covariance is usually well conditioned: a Cholesky solve is exact
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", linalg.LinAlgWarning)
+                self.coef_ = linalg.solve(self.covariance_, self.means_.T, assume_a="pos").T
+        except (linalg.LinAlgError, linalg.LinAlgWarning):
+            # singular or nearly (no shrinkage, e.g. 2 images per class): scikit-learn's lstsq
+            self.coef_ = linalg.lstsq(self.covariance_, self.means_.T)[0].T
         self.intercept_ = -0.5 * np.diag(self.means_ @ self.coef_.T) + np.log(self.priors_)
