@@ -101,3 +101,40 @@ def test_real_usptex():
     src = open_benchmark("usptex", USPTEX)
     assert len(src) == 2292 and len(set(src.labels)) == 191
     assert src.items[0].id == "100C01.png" and src.items[0].label == "100"
+
+
+def test_download_fails_cleanly_offline(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    from imgfeat.sources.benchmarks import download
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(SourceError, match="cannot download dtd from .*unpack it under"):
+        open_benchmark("dtd", tmp_path / "dtd", download=True)
+    assert not (tmp_path / "dtd").exists() and not list(tmp_path.glob(".download-*"))
+    with pytest.raises(SourceError, match="no public download address"):
+        open_benchmark("usptex", tmp_path / "u", download=True)
+    assert download.TIMEOUT_S <= 30
+
+
+def test_download_unpacks_an_archive(tmp_path, monkeypatch):
+    import io
+    import tarfile
+    import urllib.request
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        for c in ("cork", "wool"):
+            for s in "ab":
+                data = io.BytesIO()
+                Image.new("RGB", (4, 4)).save(data, format="PNG")
+                info = tarfile.TarInfo(f"{c}/sample_{s}/0.png")
+                info.size = len(data.getvalue())
+                t.addfile(info, io.BytesIO(data.getvalue()))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: io.BytesIO(buf.getvalue()))
+    src = open_benchmark("kth-tips2-b", tmp_path / "kth", download=True)
+    assert len(src) == 4 and set(src.labels) == {"cork", "wool"}

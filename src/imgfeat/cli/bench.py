@@ -30,12 +30,15 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--jobs", type=int)
+    p.add_argument("--download", action="store_true",
+                   help="fetch the dataset into --data-path if missing (where it has an address)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run_bench)
 
-    p = sub.add_parser("plot", help="a 2-D map of features coloured by label (PNG)")
+    p = sub.add_parser("plot", help="a 2-D map of features coloured by label (PNG or HTML)")
     p.add_argument("features")
-    p.add_argument("-o", "--output", required=True, help="PNG file")
+    p.add_argument("-o", "--output", required=True,
+                   help="a .png picture, or an .html page (hover for ids, click the legend)")
     p.add_argument("--method", choices=("pca", "tsne", "umap"), default="pca")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run_plot)
@@ -49,15 +52,16 @@ def run_bench(args: argparse.Namespace) -> int:
           img_size=args.img_size,
           resize=args.resize, protocol=args.protocol, folds=args.folds, repeats=args.repeats,
           seed=args.seed, shots=args.shots, batch_size=args.batch_size,
-          progress=False if args.quiet else None, n_jobs=args.jobs)
+          progress=False if args.quiet else None, n_jobs=args.jobs, download=args.download)
     print(Path(args.output, "summary.md").read_text(), end="")
     print(f"results: {args.output}/summary.md, summary.csv, classification/, feature_matrix/")
     return 0
 
 
 def run_plot(args: argparse.Namespace) -> int:
-    from ..viz import plot_features
+    from ..viz import plot_features, plot_features_html
 
-    path = plot_features(args.features, args.output, method=args.method, seed=args.seed)
+    draw = plot_features_html if str(args.output).lower().endswith(".html") else plot_features
+    path = draw(args.features, args.output, method=args.method, seed=args.seed)
     print(f"wrote {path}")
     return 0

@@ -22,7 +22,7 @@ def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike,
           layers: str = "final", pretrained: bool = True, img_size: int = 224, resize: str = "squash",
           protocol: str | None = None, folds: int = 10, repeats: int = 10, seed: int = 0,
           shots: int = 2, batch_size: int | None = None, progress: bool | None = None,
-          n_jobs: int | None = None, log=print) -> list[dict]:
+          n_jobs: int | None = None, download: bool = False, log=print) -> list[dict]:
     """Run the grid; features go to ``OUTPUT/feature_matrix/``, results to
     ``OUTPUT/classification/``, the table to ``OUTPUT/summary.md`` and ``summary.csv``.
     Finished cells are reused, so an interrupted bench resumes where it stopped."""
@@ -30,7 +30,7 @@ def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike,
     from ..sources.benchmarks import DEFAULT_PROTOCOL, open_benchmark
 
     out = Path(output)
-    src = open_benchmark(dataset, data_path)
+    src = open_benchmark(dataset, data_path, download=download)
     protocol = protocol or DEFAULT_PROTOCOL[src.name]
     rows = []
     for model in models:

@@ -1,5 +1,5 @@
 """Plots of feature tables."""
 
-from .maps import embed_2d, plot_features
+from .maps import embed_2d, plot_features, plot_features_html
 
-__all__ = ["embed_2d", "plot_features"]
+__all__ = ["embed_2d", "plot_features", "plot_features_html"]

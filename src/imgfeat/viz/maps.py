@@ -68,3 +68,63 @@ def plot_features(features, output: str | os.PathLike, method: str = "pca",
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return out
+
+
+def plot_features_html(features, output: str | os.PathLike, method: str = "pca",
+                       seed: int = 0) -> Path:
+    """Write a self-contained interactive HTML map: one SVG point per image, coloured by
+    label, with its id and label on hover; clicking a legend entry hides or shows a class."""
+    import html
+    import json
+
+    from ..store import load_features
+
+    X, y, ids, meta = load_features(features)
+    xy = embed_2d(X, method, seed)
+    labels = y.tolist() if y is not None else ["(no label)"] * len(X)
+    classes = sorted(set(labels))
+    lo, hi = xy.min(0), xy.max(0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    pts = (xy - lo) / span * 560 + 20
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+               "#7f7f7f", "#bcbd22", "#17becf"]
+    color = {c: palette[k % len(palette)] for k, c in enumerate(classes)}
+    circles = "\n".join(
+        f'<circle cx="{px:.1f}" cy="{600 - py:.1f}" r="4" fill="{color[lab]}" '
+        f'data-label="{html.escape(lab)}"><title>{html.escape(i)} ({html.escape(lab)})</title>'
+        f"</circle>" for (px, py), lab, i in zip(pts, labels, ids, strict=True))
+    legend = "\n".join(
+        f'<li data-label="{html.escape(c)}"><span style="background:{color[c]}"></span>'
+        f"{html.escape(c)} ({labels.count(c)})</li>" for c in classes)
+    title = html.escape(f"{meta.get('model', 'features')}: {method.upper()} of "
+                        f"{X.shape[1]}-d vectors, {len(X)} images")
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;margin:1em;display:flex;gap:1em}}
+svg{{border:1px solid #ccc;background:#fff}} ul{{list-style:none;padding:0}}
+li{{cursor:pointer;margin:2px 0}} li.off{{opacity:.35}}
+li span{{display:inline-block;width:12px;height:12px;margin-right:6px}}
+circle.off{{display:none}}</style></head>
+<body><div><h3>{title}</h3>
+<svg id="map" width="600" height="600" viewBox="0 0 600 600">
+{circles}
+</svg></div><ul id="legend">
+{legend}
+</ul>
+<script>
+const data = {json.dumps({"n": len(ids), "classes": classes})};
+document.querySelectorAll('#legend li').forEach(li => li.addEventListener('click', () => {{
+  li.classList.toggle('off');
+  const off = li.classList.contains('off');
+  document.querySelectorAll('circle').forEach(c => {{
+    if (c.dataset.label === li.dataset.label) c.classList.toggle('off', off);
+  }});
+  document.title = document.querySelectorAll('circle:not(.off)').length + ' shown';
+}}));
+</script></body></html>
+"""
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return out

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from ...errors import SourceError
 from .base import BenchmarkSource
+from .download import download_dataset
 from .flat import FMD, KTHTIPS, MBT, UIUC, Brodatz, CUReT, LeavesTex1200, USPtex
 from .splits import DTD, KTHTIPS2b, Outex13, Outex14
 
@@ -18,12 +20,16 @@ DEFAULT_PROTOCOL = {name: "kfold" for name in DATASETS} | {
     "dtd": "official", "outex13": "official", "outex14": "official", "kth-tips2-b": "groups"}
 
 
-def open_benchmark(name: str, root: str | os.PathLike) -> BenchmarkSource:
-    """Open a texture benchmark by name from its folder; a clear error says where files go."""
+def open_benchmark(name: str, root: str | os.PathLike, download: bool = False) -> BenchmarkSource:
+    """Open a texture benchmark by name from its folder; a clear error says where files go.
+    With ``download``, a missing dataset that has a public address is fetched first."""
     key = name.lower()
     if key not in DATASETS:
         raise SourceError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
-    return DATASETS[key](root)
+    cls = DATASETS[key]
+    if download and not Path(root).exists():
+        download_dataset(cls, root)
+    return cls(root)
 
 
 __all__ = ["DATASETS", "DEFAULT_PROTOCOL", "BenchmarkSource", "open_benchmark"]
