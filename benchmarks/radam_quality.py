@@ -1,5 +1,6 @@
 """RADAM against its baselines on the real USPtex set, with the packaged EfficientNet-Lite0
-weights: GAP of the last stage, GAP of all stages concatenated, and RADAM (m = 4), each under
+weights: GAP of the last stage, GAP of all stages concatenated, RADAM (m = 4) and its
+"spectral" variant (one 4-unit auto-encoder, flattened decoder), each under
 10 × stratified 10-fold CV and a few-shot protocol (2 training images per class, 10
 repetitions), with 1-NN, LDA and a linear SVM. Prints one table (accuracy %, mean ± std).
 
@@ -21,6 +22,7 @@ CONFIGS = {  # name -> extract() options
     "GAP-last": {"layers": "-1", "pool": "avg"},
     "GAP-all": {"layers": "all", "pool": "avg"},
     "RADAM": {"pool": "radam"},
+    "spectral": {"pool": "spectral"},
 }
 
 
@@ -30,11 +32,14 @@ def main() -> None:
     ap.add_argument("--model", default="tf_efficientnet_lite0")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--output", default=None)
+    ap.add_argument("--only", nargs="+", choices=list(CONFIGS), default=list(CONFIGS),
+                    help="the poolings to run (default: all)")
     args = ap.parse_args()
     out = Path(args.output or tempfile.mkdtemp(prefix="radam-"))
     src = open_benchmark("usptex", args.data)
     rows = []
-    for name, opts in CONFIGS.items():
+    for name in args.only:
+        opts = CONFIGS[name]
         t0 = time.perf_counter()
         res = imgfeat.extract(src, out / name, model=args.model, resize="squash", img_size=224,
                               progress=False, resume=(out / name / "_imgfeat.json").is_file(),

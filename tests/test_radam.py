@@ -99,3 +99,43 @@ def test_descriptor_size_is_the_sum_of_stage_channels(model, size):
 def test_hidden_units_multiply_the_size():
     ex = Extractor(ModelConfig(**TINY, pool="radam", pool_args=(("hidden", 3),)))
     assert ex.dim == 3 * 184
+
+
+def test_spectral_is_one_autoencoder_with_bias_and_flattened_decoder():
+    torch.manual_seed(2)
+    maps = [torch.rand(2, 6, 8, 10), torch.rand(2, 4, 4, 5)]
+    pool = create_pooling("spectral", hidden=3, ridge=0.0)
+    v = pool.pool_maps(maps).double()
+    assert v.shape == (2, 3 * 10)
+    X = aggregate_maps(maps).flatten(2).double()
+    Wb = encoder_weights(1, 3, 11).double()[0]  # (q, z + 1): weights, then the bias column
+    for b in range(2):
+        G = torch.sigmoid(Wb[:, :-1] @ X[b] + Wb[:, -1:])  # (q, N)
+        ref = torch.linalg.lstsq(G.T, X[b].T).solution  # (q, z)
+        torch.testing.assert_close(v[b], ref.flatten(), rtol=2e-3, atol=2e-3)
+    # not RADAM under another name: no positional encoding, no sum over encoders
+    radam = create_pooling("radam", m=1, hidden=3, ridge=0.0).pool_maps(maps)
+    assert not torch.allclose(radam.double(), v, atol=1e-2)
+
+
+def test_spectral_through_the_extractor_and_cli(tmp_path):
+    import imgfeat
+    from imgfeat.cli import main
+
+    ex = Extractor(ModelConfig(**TINY, pool="spectral", pool_args=(("hidden", 2),)))
+    assert ex.dim == 2 * 184 and ex.output_stride == 8
+    x = torch.randint(0, 256, (4, 3, 48, 80), dtype=torch.uint8)  # non-square
+    together = ex.embed(x)
+    alone = np.concatenate([ex.embed(x[i:i + 1]) for i in range(4)])
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-5)
+    arr = np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
+    np.save(tmp_path / "X.npy", arr)
+    assert main(["extract", "--data", str(tmp_path / "X.npy"), "-o", str(tmp_path / "f"),
+                 "--model", "test_efficientnet", "--no-pretrained", "--img-size", "64",
+                 "--pool", "spectral", "--hidden", "2", "--stages", "last", "-q"]) == 0
+    X, _, _, meta = imgfeat.load_features(tmp_path / "f")
+    assert X.shape == (3, 2 * ex.layout[0]["map_shape"][-1][0])
+    assert meta["pooling"]["name"] == "spectral" and meta["pooling"]["params"]["hidden"] == 2
+    assert main(["extract", "--data", str(tmp_path / "X.npy"), "-o", str(tmp_path / "g"),
+                 "--model", "test_efficientnet", "--no-pretrained", "--pool", "spectral",
+                 "--m", "3", "-q"]) == 2  # --m belongs to radam only

@@ -36,13 +36,14 @@ def add_parsers(sub) -> None:
     g.add_argument("--layers", default="pooled",
                    help="pooled (default), final, all, or stage indices like 2,-1")
     g.add_argument("--pool", default="avg",
-                   help="avg, max, avgmax, catavgmax, gem, none (see 'imgfeat info')")
+                   help="avg, max, avgmax, catavgmax, gem, none, radam, spectral (see 'imgfeat info')")
     g.add_argument("--gem-p", type=float, default=None, help="p of --pool gem (default 3)")
     g.add_argument("--m", type=int, default=None, help="RADAM: number of encoders (default 4)")
     g.add_argument("--hidden", type=int, default=None,
-                   help="RADAM: hidden units per encoder (default 1; >1 uses a ridge solve)")
+                   help="RADAM: hidden units per encoder (default 1; >1 uses a ridge solve); "
+                        "spectral: hidden units of its one encoder (default 4)")
     g.add_argument("--stages", choices=("all", "last", "top_quarter", "middle", "quarter"),
-                   help="RADAM: which stages to aggregate (default all)")
+                   help="RADAM/spectral: which stages to aggregate (default all)")
     g.add_argument("--radam-weights", choices=("lcg", "torch"),
                    help="RADAM: the paper's LCG stream (default) or a seeded torch generator")
     g.add_argument("--seed", type=int, default=None, help="RADAM: seed of --radam-weights torch")
@@ -101,8 +102,8 @@ def pool_options(args: argparse.Namespace) -> dict | None:
     given = {"p": args.gem_p, "m": args.m, "hidden": args.hidden, "stages": args.stages,
              "weights": args.radam_weights, "seed": args.seed}
     given = {k: v for k, v in given.items() if v is not None}
-    allowed = {"gem": {"p"}, "radam": {"m", "hidden", "stages", "weights", "seed"}}.get(
-        args.pool, set())
+    allowed = {"gem": {"p"}, "radam": {"m", "hidden", "stages", "weights", "seed"},
+               "spectral": {"hidden", "stages", "weights", "seed"}}.get(args.pool, set())
     extra = set(given) - allowed
     if extra:
         raise ConfigError(f"option(s) {', '.join(sorted(extra))} do not apply to --pool "

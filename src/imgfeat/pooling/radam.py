@@ -94,14 +94,18 @@ def aggregate_maps(maps: list[torch.Tensor], eps: float = 1e-10) -> torch.Tensor
     return torch.cat(out, dim=1)
 
 
-def elm_decoder(X: torch.Tensor, W: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:
+def elm_decoder(X: torch.Tensor, W: torch.Tensor, ridge: float = 1e-3,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
     """Decoder weights of the randomized auto-encoders, batched.
 
-    X: (B, z, N); W: (m, q, z). Returns (B, m, q, z): β_k solving g_kᵀ β_k ≈ Xᵀ with
-    g_k = sigmoid(W_k X). One hidden unit (q = 1) has the closed form
+    X: (B, z, N); W: (m, q, z); bias: optional (m, q). Returns (B, m, q, z): β_k solving
+    g_kᵀ β_k ≈ Xᵀ with g_k = sigmoid(W_k X + b_k). One hidden unit (q = 1) has the closed form
     β = X g / (g·g); q > 1 uses the ridge solution (G Gᵀ + λI)⁻¹ G Xᵀ.
     """
-    G = torch.sigmoid(torch.einsum("mqz,bzn->bmqn", W, X))  # (B, m, q, N)
+    A = torch.einsum("mqz,bzn->bmqn", W, X)
+    if bias is not None:
+        A = A + bias[None, :, :, None]
+    G = torch.sigmoid(A)  # (B, m, q, N)
     num = torch.einsum("bmqn,bzn->bmqz", G, X)  # G Xᵀ
     q = W.shape[1]
     if q == 1:
@@ -157,3 +161,31 @@ class RadamPool(Pooling):
 
     def pool(self, fmap: torch.Tensor) -> torch.Tensor:
         return self.pool_maps([fmap])
+
+
+@register_pooling
+class SpectralPool(RadamPool):
+    """The "spectral" reading of the randomized auto-encoder, the idea RADAM grew from: every
+    position's channel vector (its spectrum across the selected stages) is one training sample
+    of a single ELM auto-encoder with ``hidden`` sigmoid units and a bias; the vector is its
+    decoder's weights flattened (hidden × z, unit by unit) instead of RADAM's sum over ``m``
+    one-unit encoders, with no positional encoding. Same LCG or seeded weights and ridge."""
+
+    name = "spectral"
+
+    def __init__(self, hidden: int = 4, weights: str = "lcg", seed: int = 0,
+                 ridge: float = 1e-3, stages: str = "all"):
+        super().__init__(m=1, hidden=hidden, weights=weights, seed=seed, positional=False,
+                         ridge=ridge, stages=stages)
+
+    def get_params(self) -> dict:
+        return {k: getattr(self, k) for k in ("hidden", "weights", "seed", "ridge", "stages")}
+
+    def _weights(self, z: int, device) -> torch.Tensor:  # (1, q, z + 1): the last column is b
+        return super()._weights(z + 1, device)
+
+    def pool_maps(self, maps: list[torch.Tensor]) -> torch.Tensor:
+        X = aggregate_maps(maps).flatten(2)
+        Wb = self._weights(X.shape[1], X.device)
+        beta = elm_decoder(X, Wb[..., :-1], self.ridge, bias=Wb[..., -1])
+        return torch.nan_to_num(beta.flatten(1), nan=0.0, posinf=0.0, neginf=0.0)
