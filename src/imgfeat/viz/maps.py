@@ -30,7 +30,8 @@ def embed_2d(X: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
             import umap
         except ImportError:
             raise ConfigError("--method umap needs umap-learn: pip install umap-learn") from None
-        return umap.UMAP(random_state=seed).fit_transform(X)
+        return umap.UMAP(n_neighbors=max(2, min(15, len(X) - 1)), random_state=seed,
+                         n_jobs=1).fit_transform(X)
     raise ConfigError(f"unknown method {method!r}: use pca, tsne or umap")
 
 
@@ -106,6 +107,7 @@ li{{cursor:pointer;margin:2px 0}} li.off{{opacity:.35}}
 li span{{display:inline-block;width:12px;height:12px;margin-right:6px}}
 circle.off{{display:none}}</style></head>
 <body><div><h3>{title}</h3>
+<p>Hover a point for its image id; click a class in the legend to hide or show it.</p>
 <svg id="map" width="600" height="600" viewBox="0 0 600 600">
 {circles}
 </svg></div><ul id="legend">
