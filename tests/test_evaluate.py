@@ -147,6 +147,7 @@ def test_lda_two_shot_uses_pooled_shrinkage_and_classifies():
                 np.repeat(np.arange(classes), n))
 
     (Xtr, ytr), (Xte, yte) = draw(2), draw(20)
+    assert ShrinkageLDA().fit(Xtr.astype(np.float32), ytr).shrinkage_mode_ == "pooled"
     fast = ShrinkageLDA().fit(Xtr, ytr)
     ref = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(Xtr, ytr)
     acc_fast, acc_ref = fast.score(Xte, yte), ref.score(Xte, yte)

@@ -61,6 +61,7 @@ class ShrinkageLDA(LinearDiscriminantAnalysis):
     def _solve_lstsq(self, X, y, shrinkage, covariance_estimator):
         from scipy import linalg
 
+        X = np.asarray(X, dtype=np.float64)  # float32 rounding would hide a singular estimate
         classes = np.unique(y)
         p = X.shape[1]
         means, rows, diag = [], [], np.zeros(p)
