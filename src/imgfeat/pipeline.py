@@ -15,6 +15,7 @@ import torch
 
 from ._version import __version__
 from .backbones import TimmBackbone, WeightsInfo, create_timm_model, parse_layers
+from .backbones.fuse import fold_batchnorm
 from .backbones.timm import feature_taps
 from .config import ModelConfig
 from .decode import MAX_PIXELS
@@ -115,6 +116,7 @@ class Extractor:
         self.data_config = resolve_data_config(model, cfg)
         self.preprocess = Preprocess.from_data_config(self.data_config)
         self.backbone = TimmBackbone(model, self.layers).to(self.device)
+        self.folded_bn = self._fold_batchnorm() if cfg.fold_bn else 0
         self.channels_last = channels_last and self.device.type != "mps"
         if self.channels_last:
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
@@ -135,6 +137,28 @@ class Extractor:
             except ModelError:
                 continue
         raise AssertionError("unreachable")  # pragma: no cover - stride None never raises here
+
+    def _fold_batchnorm(self) -> int:
+        """Fold BatchNorm into the convolutions before them (about 1.2x faster on CPU), kept
+        only if every tap still matches the unfolded model on a random probe image."""
+        _, h, w = self.data_config["input_size"]
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(2, 3, h, w, generator=gen).to(self.device)
+        with torch.inference_mode():
+            ref = self.backbone(x)
+        with torch.no_grad():  # new weights must be ordinary tensors, not inference ones
+            folded = fold_batchnorm(self.backbone)
+        if not folded:
+            return 0
+        with torch.inference_mode():
+            out = self.backbone(x)
+        for name, a in ref.items():
+            b = out[name]
+            if a.shape != b.shape or not bool(
+                    ((a - b).abs().max() <= 1e-3 * a.abs().max() + 1e-5).item()):
+                folded.undo()
+                return 0
+        return len(folded)
 
     def _probe_layout(self) -> list[dict]:
         """Run one blank image through the network to learn every tap's shape and vector size."""
@@ -191,6 +215,7 @@ class Extractor:
             "pooling": {"name": self.pooling.name, "params": self.pooling.get_params()},
             "precision": self.cfg.precision,
             "output_stride": self.output_stride,
+            "batchnorm_folded": self.folded_bn,
             "dim": self.dim,
             "dtype": str(self.store_dtype),
             "versions": versions(),

@@ -62,7 +62,8 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
             strict: bool = False, progress: bool | None = None, engine: str = "local",
             labels: str = "auto", label_pattern: str | None = None, data_labels=None,
             height: int | None = None, width: int | None = None, channels: int | None = None,
-            max_pixels: int = MAX_PIXELS, ray_address: str | None = None) -> ExtractResult:
+            max_pixels: int = MAX_PIXELS, ray_address: str | None = None,
+            fold_bn: bool = True) -> ExtractResult:
     """Extract features of every image in ``source`` into the folder ``output``.
 
     ``source`` is a folder, a ``.csv`` list, a ``.npy`` array (with ``data_labels``), an array,
@@ -77,7 +78,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
     mcfg = ModelConfig(model=model, pretrained=pretrained, weights=weights, img_size=img_size,
                        resize=resize, output_stride=output_stride, precision=precision,
                        layers=str(layers), pool=pool,
-                       pool_args=tuple(sorted((pool_args or {}).items())))
+                       pool_args=tuple(sorted((pool_args or {}).items())), fold_bn=fold_bn)
     run = RunConfig(batch_size=batch_size or default_batch_size(device), num_workers=num_workers,
                     threads=threads, device=device, shard_size=shard_size,
                     progress=sys.stderr.isatty() if progress is None else progress,

@@ -48,6 +48,9 @@ def add_parsers(sub) -> None:
                    help="RADAM: the paper's LCG stream (default) or a seeded torch generator")
     g.add_argument("--seed", type=int, default=None, help="RADAM: seed of --radam-weights torch")
     g.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    g.add_argument("--no-fold-bn", dest="fold_bn", action="store_false",
+                   help="keep BatchNorm layers as they are (default: folded into the "
+                        "convolutions, ~1.2x faster, same vectors to ~1e-6)")
     g = p.add_argument_group("output and run")
     g.add_argument("--format", choices=FORMATS, default="parquet")
     g.add_argument("--shard-size", type=int, default=1000, help="images per shard")
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         args.source or args.data, args.output, model=args.model, pretrained=args.pretrained,
         weights=args.weights, layers=args.layers, pool=args.pool, pool_args=pool_args,
         img_size=args.img_size, resize=args.resize, output_stride=args.output_stride,
-        precision=args.precision, format=args.format, batch_size=args.batch_size,
+        precision=args.precision, fold_bn=args.fold_bn, format=args.format, batch_size=args.batch_size,
         num_workers=args.workers, threads=args.threads, device=args.device,
         shard_size=args.shard_size, resume=args.resume, overwrite=args.overwrite,
         strict=args.strict, progress=False if args.quiet else None, engine=args.engine,
