@@ -141,9 +141,20 @@ def main() -> None:
     fwd = forward_only(ex, n=max(64, args.images // 4))
     print(f"forward-only (ready tensors)  : {fwd['images_per_s']:6.1f} img/s  best: {fwd['best']}")
     print("    " + ", ".join(f"{k} {v:.1f}" for k, v in fwd["all"].items()))
+    plain = imgfeat.Extractor(ModelConfig(model=args.model, fold_bn=False))
+    fwd_plain = forward_only(plain, n=max(64, args.images // 4))
+    del plain
+    print(f"  without BatchNorm folding   : {fwd_plain['images_per_s']:6.1f} img/s  best: "
+          f"{fwd_plain['best']}")
     e2e = end_to_end(folder, args.model, "fp32")
     print(f"end-to-end fp32 (imgfeat)     : {e2e:6.1f} img/s  = "
-          f"{e2e / fwd['images_per_s']:.2f}x forward-only")
+          f"{e2e / fwd['images_per_s']:.2f}x forward-only (whole run: model load included)")
+    double = make_images(work / f"photos_{args.size}_{2 * args.images}", 2 * args.images, (w, h))
+    e2e2 = end_to_end(double, args.model, "fp32")
+    steady = args.images / (2 * args.images / e2e2 - args.images / e2e)
+    print(f"  steady state                : {steady:6.1f} img/s  = "
+          f"{steady / fwd['images_per_s']:.2f}x forward-only (the extra {args.images} images "
+          f"of a {2 * args.images}-image run)")
     for kw in ({"num_workers": 0}, {"num_workers": 1, "threads": 1}):
         alt = end_to_end(folder, args.model, "fp32", **kw)
         print(f"    alternative {json.dumps(kw):<34}: {alt:6.1f} img/s")
