@@ -23,6 +23,16 @@ def make_image(seed: int, size=(48, 40), mode="RGB") -> Image.Image:
     return Image.fromarray(arr).convert(mode)
 
 
+def random_class_folder(root: Path, n: int, classes: int, side: int, seed: int) -> Path:
+    """``n`` random ``side``×``side`` PNGs spread round-robin over ``c0 … c{classes-1}``."""
+    rng = np.random.default_rng(seed)
+    for k in range(n):
+        (root / f"c{k % classes}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(
+            root / f"c{k % classes}" / f"{k:03d}.png")
+    return root
+
+
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     """3 classes × 5 images in sub-folders, mixed extensions and a nested folder."""

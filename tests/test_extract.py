@@ -11,7 +11,7 @@ import pytest
 import imgfeat
 from imgfeat import StoreError, extract, load_features
 
-from .conftest import TINY
+from .conftest import TINY, random_class_folder
 
 
 @pytest.fixture
@@ -104,14 +104,7 @@ def test_same_vectors_for_any_worker_count(image_folder, tmp_path, reference):
 
 def test_killed_run_resumes_to_the_one_shot_result(tmp_path):
     """SIGKILL a CLI run at several points, resume it, and compare with a one-shot run."""
-    from PIL import Image
-
-    root = tmp_path / "many"
-    rng = np.random.default_rng(0)
-    for k in range(120):
-        (root / f"c{k % 3}").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
-            root / f"c{k % 3}" / f"{k:03d}.png")
+    root = random_class_folder(tmp_path / "many", n=120, classes=3, side=40, seed=0)
     args = ["--model", "test_efficientnet", "--no-pretrained", "--img-size", "160",
             "--shard-size", "10", "--batch-size", "2", "--workers", "1", "-q"]
     cli = [sys.executable, "-m", "imgfeat.cli", "extract", str(root)]

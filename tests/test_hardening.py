@@ -13,7 +13,7 @@ from PIL import Image
 from imgfeat import ItemsFailedError, extract, load_features
 from imgfeat.cli import main
 
-from .conftest import TINY
+from .conftest import TINY, random_class_folder
 
 
 @pytest.fixture
@@ -111,12 +111,7 @@ def test_user_errors_are_one_line_and_write_nothing(tmp_path, image_folder, case
 
 
 def test_ctrl_c_keeps_finished_shards_and_resume_completes(tmp_path):
-    root = tmp_path / "many"
-    rng = np.random.default_rng(1)
-    for k in range(100):
-        (root / f"c{k % 2}").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
-            root / f"c{k % 2}" / f"{k:03d}.png")
+    root = random_class_folder(tmp_path / "many", n=100, classes=2, side=32, seed=1)
     cmd = [sys.executable, "-m", "imgfeat.cli", "extract", str(root), "-o", str(tmp_path / "o"),
            "--model", "test_efficientnet", "--no-pretrained", "--img-size", "160",
            "--shard-size", "10", "--batch-size", "2", "-q"]
