@@ -116,11 +116,12 @@ class Extractor:
         self.data_config = resolve_data_config(model, cfg)
         self.preprocess = Preprocess.from_data_config(self.data_config)
         self.backbone = TimmBackbone(model, self.layers).to(self.device)
-        self.folded_bn = self._fold_batchnorm() if cfg.fold_bn else 0
+        probe, maps = self._probe()
+        self.folded_bn = self._fold_batchnorm(probe, maps) if cfg.fold_bn else 0
         self.channels_last = channels_last and self.device.type != "mps"
         if self.channels_last:
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
-        self.layout = self._probe_layout()
+        self.layout = self._layout(maps)
         self.dim = sum(entry["size"] for entry in self.layout)
         self.store_dtype = np.dtype(self.pooling.store_dtype)
 
@@ -138,20 +139,23 @@ class Extractor:
                 continue
         raise AssertionError("unreachable")  # pragma: no cover - stride None never raises here
 
-    def _fold_batchnorm(self) -> int:
-        """Fold BatchNorm into the convolutions before them (about 1.2x faster on CPU), kept
-        only if every tap still matches the unfolded model on a random probe image."""
+    def _probe(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One random image at the input size and the unfolded network's maps of it: they give
+        the layout and check the BatchNorm folding."""
         _, h, w = self.data_config["input_size"]
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(2, 3, h, w, generator=gen).to(self.device)
+        x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0)).to(self.device)
         with torch.inference_mode():
-            ref = self.backbone(x)
+            return x, self.backbone(x)
+
+    def _fold_batchnorm(self, probe: torch.Tensor, ref: dict[str, torch.Tensor]) -> int:
+        """Fold BatchNorm into the convolutions before them (about 1.2x faster on CPU), kept
+        only if every tap still matches the unfolded network's maps ``ref`` of ``probe``."""
         with torch.no_grad():  # new weights must be ordinary tensors, not inference ones
             folded = fold_batchnorm(self.backbone)
         if not folded:
             return 0
         with torch.inference_mode():
-            out = self.backbone(x)
+            out = self.backbone(probe)
         for name, a in ref.items():
             b = out[name]
             if a.shape != b.shape or not bool(
@@ -160,11 +164,8 @@ class Extractor:
                 return 0
         return len(folded)
 
-    def _probe_layout(self) -> list[dict]:
-        """Run one blank image through the network to learn every tap's shape and vector size."""
-        _, h, w = self.data_config["input_size"]
-        with torch.inference_mode():
-            maps = self.backbone(torch.zeros(1, 3, h, w, device=self.device))
+    def _layout(self, maps: dict[str, torch.Tensor]) -> list[dict]:
+        """Every tap's shape and vector size, from the maps of one probe image."""
         if self.multi_layer:
             shapes = [tuple(maps[t.name].shape[1:]) for t in self.layers.taps]
             size = int(self.pooling.pool_maps([maps[t.name] for t in self.layers.taps]).shape[1])
