@@ -48,40 +48,62 @@ def make_images(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> P
     return folder
 
 
-def forward_only(extractor, n: int) -> dict:
-    """Best images/s of the backbone + pooling on ready, normalised tensors."""
+def make_heavy(folder: Path, photos: Path, n: int, size=(1600, 1200)) -> Path:
+    """``n`` large PNGs (slow to decode: ~85 ms each here), enlarged from the JPEG photos."""
+    if folder.is_dir() and len(list(folder.rglob("*.png"))) >= n:
+        return folder
+    for k, p in enumerate(sorted(photos.rglob("*.jpg"))[:n]):
+        sub = folder / f"c{k % 4}"
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.open(p).resize(size, Image.Resampling.BICUBIC).save(sub / f"{k:04d}.png")
+    return folder
+
+
+def forward_only(extractor, n: int, repeats: int = 3) -> dict:
+    """Images/s of the backbone + pooling on ready, normalised tensors: every batch size and
+    memory format once, then the best of them again ``repeats`` times (the median is reported,
+    so that one lucky spell does not set the bar)."""
     from imgfeat.preprocess import normalize
 
     _, h, w = extractor.data_config["input_size"]
-    results = {}
-    for fmt in ("channels_last", "nchw"):
+
+    def rate(fmt: str, bs: int) -> float:
         net = extractor.backbone.to(memory_format=torch.channels_last if fmt == "channels_last"
                                     else torch.contiguous_format)
-        for bs in (1, 4, 8, 16, 32):
-            x = normalize(torch.randint(0, 256, (bs, 3, h, w), dtype=torch.uint8),
-                          extractor.data_config["mean"], extractor.data_config["std"])
-            if fmt == "channels_last":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode():
-                net(x)
-                t0, done = time.perf_counter(), 0
-                while done < n:
-                    maps = net(x)
-                    [extractor.pooling(maps[t.name]) for t in extractor.layers.taps]
-                    done += bs
-            results[f"{fmt} bs{bs}"] = done / (time.perf_counter() - t0)
-    extractor.backbone.to(memory_format=torch.channels_last)
+        x = normalize(torch.randint(0, 256, (bs, 3, h, w), dtype=torch.uint8),
+                      extractor.data_config["mean"], extractor.data_config["std"])
+        if fmt == "channels_last":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            net(x)
+            t0, done = time.perf_counter(), 0
+            while done < n:
+                maps = net(x)
+                [extractor.pooling(maps[t.name]) for t in extractor.layers.taps]
+                done += bs
+        return done / (time.perf_counter() - t0)
+
+    results = {f"{fmt} bs{bs}": rate(fmt, bs) for fmt in ("channels_last", "nchw")
+               for bs in (1, 4, 8, 16, 32)}
     best = max(results, key=results.get)
-    return {"best": best, "images_per_s": results[best], "all": results}
+    fmt, bs = best.split(" bs")
+    again = [rate(fmt, int(bs)) for _ in range(repeats)]
+    extractor.backbone.to(memory_format=torch.channels_last)
+    return {"best": best, "images_per_s": float(np.median(again)), "all": results,
+            "spread": spread(again)}
 
 
-def naive_loop(model_name: str, paths: list[Path]) -> float:
-    """Open, transform and forward one image at a time, NCHW fp32 (the old scripts' way)."""
+def naive_loop(model_name: str, paths: list[Path]) -> tuple[float, float]:
+    """Open, transform and forward one image at a time, NCHW fp32 (the old scripts' way).
+
+    Returns (images/s of the loop alone, images/s of the whole run with the model load), so that
+    both can be set against imgfeat's steady state and whole run."""
     import timm.data
 
     from imgfeat.backbones import create_timm_model
     from imgfeat.config import ModelConfig
 
+    t_start = time.perf_counter()
     model, _ = create_timm_model(ModelConfig(model=model_name))
     model.eval()
     transform = timm.data.create_transform(**timm.data.resolve_model_data_config(model))
@@ -90,7 +112,8 @@ def naive_loop(model_name: str, paths: list[Path]) -> float:
         for p in paths:
             x = transform(Image.open(p).convert("RGB")).unsqueeze(0)
             model.forward_head(model.forward_features(x), pre_logits=True).numpy()
-    return len(paths) / (time.perf_counter() - t0)
+    end = time.perf_counter()
+    return len(paths) / (end - t0), len(paths) / (end - t_start)
 
 
 def end_to_end(folder: Path, model: str, precision: str, **kw) -> float:
@@ -101,6 +124,11 @@ def end_to_end(folder: Path, model: str, precision: str, **kw) -> float:
         res = imgfeat.extract(folder, Path(out) / "f", model=model, precision=precision,
                               progress=False, **kw)
         return res.items / (time.perf_counter() - t0)
+
+
+def spread(values: list[float]) -> str:
+    """Median and range of repeated measurements (this shared machine varies by ~5 %)."""
+    return f"median of {len(values)}, range {min(values):.1f}-{max(values):.1f}"
 
 
 def peak_memory(folder: Path, model: str, img_size: int) -> float:
@@ -121,6 +149,9 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=384, help="images for the speed figures")
     ap.add_argument("--size", default="512x384", help="size of the generated JPEGs")
     ap.add_argument("--bf16-images", type=int, default=48)
+    ap.add_argument("--heavy-images", type=int, default=64,
+                    help="large PNGs for the decode-bound worker comparison (0: skip)")
+    ap.add_argument("--repeats", type=int, default=3, help="end-to-end runs per figure (median)")
     ap.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--memory-img-size", type=int, default=96,
                     help="model input size for the 1,000 vs 10,000 image memory runs")
@@ -139,29 +170,46 @@ def main() -> None:
           f"{threads} torch threads, {workers} decode worker(s)")
     ex = imgfeat.Extractor(ModelConfig(model=args.model))
     fwd = forward_only(ex, n=max(64, args.images // 4))
-    print(f"forward-only (ready tensors)  : {fwd['images_per_s']:6.1f} img/s  best: {fwd['best']}")
+    print(f"forward-only (ready tensors)  : {fwd['images_per_s']:6.1f} img/s  best: {fwd['best']} "
+          f"({fwd['spread']})")
     print("    " + ", ".join(f"{k} {v:.1f}" for k, v in fwd["all"].items()))
     plain = imgfeat.Extractor(ModelConfig(model=args.model, fold_bn=False))
     fwd_plain = forward_only(plain, n=max(64, args.images // 4))
     del plain
     print(f"  without BatchNorm folding   : {fwd_plain['images_per_s']:6.1f} img/s  best: "
-          f"{fwd_plain['best']}")
-    e2e = end_to_end(folder, args.model, "fp32")
-    print(f"end-to-end fp32 (imgfeat)     : {e2e:6.1f} img/s  = "
-          f"{e2e / fwd['images_per_s']:.2f}x forward-only (whole run: model load included)")
+          f"{fwd_plain['best']} ({fwd_plain['spread']})")
     double = make_images(work / f"photos_{args.size}_{2 * args.images}", 2 * args.images, (w, h))
-    e2e2 = end_to_end(double, args.model, "fp32")
+    whole, whole2 = [], []
+    for _ in range(args.repeats):  # interleaved, so that a slow spell of the machine hits both
+        whole.append(end_to_end(folder, args.model, "fp32"))
+        whole2.append(end_to_end(double, args.model, "fp32"))
+    e2e, e2e2 = float(np.median(whole)), float(np.median(whole2))
+    print(f"end-to-end fp32 (imgfeat)     : {e2e:6.1f} img/s  = "
+          f"{e2e / fwd['images_per_s']:.2f}x forward-only (whole run: model load included; "
+          f"{spread(whole)})")
     steady = args.images / (2 * args.images / e2e2 - args.images / e2e)
     print(f"  steady state                : {steady:6.1f} img/s  = "
           f"{steady / fwd['images_per_s']:.2f}x forward-only (the extra {args.images} images "
-          f"of a {2 * args.images}-image run)")
-    for kw in ({"num_workers": 0}, {"num_workers": 1, "threads": 1}):
+          f"of a {2 * args.images}-image run; {spread(whole2)} for that run)")
+    for kw in ({"num_workers": 1}, {"num_workers": 1, "threads": max(1, threads - 1)}):
         alt = end_to_end(folder, args.model, "fp32", **kw)
         print(f"    alternative {json.dumps(kw):<34}: {alt:6.1f} img/s")
+    if args.heavy_images:
+        heavy = make_heavy(work / f"png_1600x1200_{args.heavy_images}", folder, args.heavy_images)
+        rates = {json.dumps(kw): end_to_end(heavy, args.model, "fp32", **kw)
+                 for kw in ({}, {"num_workers": 1}, {"num_workers": 1, "threads": 1},
+                            {"num_workers": 2, "threads": 1})}
+        print(f"heavy images ({args.heavy_images} PNG 1600x1200): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in rates.items()) + " img/s")
     paths = sorted(folder.rglob("*.jpg"))
-    naive = naive_loop(args.model, paths[: max(64, args.images // 3)])
-    print(f"naive one-at-a-time loop      : {naive:6.1f} img/s  -> imgfeat is "
-          f"{e2e / naive:.2f}x the naive loop")
+    runs = [naive_loop(args.model, paths) for _ in range(max(1, args.repeats - 1))]
+    loop = float(np.median([r[0] for r in runs]))
+    naive_whole = float(np.median([r[1] for r in runs]))
+    print(f"naive one-at-a-time loop      : {loop:6.1f} img/s  loop alone; {naive_whole:.1f} "
+          f"img/s whole run with model load ({spread([r[0] for r in runs])})")
+    print(f"  imgfeat vs naive            : {e2e / naive_whole:.2f}x whole run vs whole run, "
+          f"{steady / loop:.2f}x steady state vs loop alone, "
+          f"{e2e / loop:.2f}x whole run vs loop alone")
     bf_folder = make_images(work / f"photos_{args.size}_{args.bf16_images}", args.bf16_images,
                             (w, h))
     bf16 = end_to_end(bf_folder, args.model, "bf16")

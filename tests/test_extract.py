@@ -143,3 +143,21 @@ def test_public_api_is_explicit():
     for name in imgfeat.__all__:
         assert hasattr(imgfeat, name), name
     assert callable(imgfeat.extract) and callable(imgfeat.load_features)
+
+
+@pytest.mark.parametrize("cores,device,expected", [
+    (1, "cpu", (1, 0)), (2, "cpu", (2, 0)),          # small machines: decode between batches
+    (4, "cpu", (3, 1)), (16, "cpu", (14, 2)),        # threads + workers = cores
+    (16, "cuda", (1, 15)), (2, "mps", (1, 1)),       # accelerators: the host decodes
+])
+def test_default_threads_and_workers(monkeypatch, cores, device, expected):
+    import imgfeat.config as config
+
+    monkeypatch.setattr(config, "default_threads", lambda: cores)
+    threads, workers = config.RunConfig(device=device).resolved_threads_workers()
+    assert (threads, workers) == expected and threads + workers <= cores
+    # the thread count never follows the worker count, so vectors do not either
+    for workers in (0, 1, 5):
+        threads, w = config.RunConfig(device=device, num_workers=workers).resolved_threads_workers()
+        assert (threads, w) == (expected[0], workers)
+    assert config.RunConfig(threads=7).resolved_threads_workers()[0] == 7

@@ -16,6 +16,7 @@ import torch
 from ._version import __version__
 from .backbones import TimmBackbone, WeightsInfo, create_timm_model, parse_layers
 from .backbones.fuse import fold_batchnorm
+from .backbones.samepad import edge_same_padding
 from .backbones.timm import feature_taps
 from .config import ModelConfig
 from .decode import MAX_PIXELS
@@ -117,7 +118,7 @@ class Extractor:
         self.preprocess = Preprocess.from_data_config(self.data_config)
         self.backbone = TimmBackbone(model, self.layers).to(self.device)
         probe, maps = self._probe()
-        self.folded_bn = self._fold_batchnorm(probe, maps) if cfg.fold_bn else 0
+        self.folded_bn, self.edge_padded = self._speed_up(probe, maps)
         self.channels_last = channels_last and self.device.type != "mps"
         if self.channels_last:
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
@@ -147,22 +148,27 @@ class Extractor:
         with torch.inference_mode():
             return x, self.backbone(x)
 
-    def _fold_batchnorm(self, probe: torch.Tensor, ref: dict[str, torch.Tensor]) -> int:
-        """Fold BatchNorm into the convolutions before them (about 1.2x faster on CPU), kept
-        only if every tap still matches the unfolded network's maps ``ref`` of ``probe``."""
+    def _speed_up(self, probe: torch.Tensor, ref: dict[str, torch.Tensor]) -> tuple[int, int]:
+        """Fold BatchNorm into the convolutions before it (about 1.2x faster on CPU; unless
+        ``fold_bn`` is off) and pad SAME convolutions at their edges only (same numbers, about
+        1.07x on TF-ported models). Both are kept only if every tap still matches the original
+        network's maps ``ref`` of ``probe``; returns (BatchNorms folded, convolutions changed)."""
         with torch.no_grad():  # new weights must be ordinary tensors, not inference ones
-            folded = fold_batchnorm(self.backbone)
-        if not folded:
-            return 0
+            swapped = edge_same_padding(self.backbone)
+            folded = fold_batchnorm(self.backbone) if self.cfg.fold_bn else None
+        if not swapped and not folded:
+            return 0, 0
         with torch.inference_mode():
             out = self.backbone(probe)
         for name, a in ref.items():
             b = out[name]
             if a.shape != b.shape or not bool(
                     ((a - b).abs().max() <= 1e-3 * a.abs().max() + 1e-5).item()):
-                folded.undo()
-                return 0
-        return len(folded)
+                if folded:
+                    folded.undo()
+                swapped.undo()
+                return 0, 0
+        return len(folded or ()), len(swapped)
 
     def _layout(self, maps: dict[str, torch.Tensor]) -> list[dict]:
         """Every tap's shape and vector size, from the maps of one probe image."""
@@ -217,6 +223,7 @@ class Extractor:
             "precision": self.cfg.precision,
             "output_stride": self.output_stride,
             "batchnorm_folded": self.folded_bn,
+            "same_convs_edge_padded": self.edge_padded,
             "dim": self.dim,
             "dtype": str(self.store_dtype),
             "versions": versions(),

@@ -1,0 +1,71 @@
+"""SAME convolutions padded at their edges only: the same numbers as timm's padded copy."""
+
+import numpy as np
+import pytest
+import torch
+from timm.layers.conv2d_same import Conv2dSame
+from timm.layers.conv2d_same import conv2d_same as timm_conv2d_same
+
+from imgfeat import Extractor
+from imgfeat.backbones.samepad import EdgeSameConv2d, conv2d_same, edge_same_padding, same_split
+from imgfeat.config import ModelConfig
+
+
+@pytest.mark.parametrize("h,w,k,stride,dilation,groups", [
+    (224, 224, 3, 2, 1, 1),   # EfficientNet stem: one extra zero row and column after
+    (56, 56, 5, 2, 1, 8),     # depthwise 5x5: (1, 2) padding
+    (57, 56, 5, 2, 1, 8),     # odd height: symmetric rows, extra column only
+    (30, 17, 3, 2, 1, 4),
+    (31, 31, 3, 1, 1, 1),     # stride 1: always symmetric
+    (32, 33, 4, 2, 1, 1),     # even kernel
+    (15, 16, 7, 3, 1, 1),
+    (20, 21, 3, 2, 2, 1),     # dilated
+    (5, 6, 5, 2, 1, 1),       # kernel wider than the padded input's last window
+])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_equals_timm(h, w, k, stride, dilation, groups, channels_last):
+    gen = torch.Generator().manual_seed(h * w + k)
+    x = torch.randn(2, 8, h, w, generator=gen)
+    weight = torch.randn(8, 8 // groups, k, k, generator=gen)
+    bias = torch.randn(8, generator=gen)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ref = timm_conv2d_same(x, weight, bias, (stride, stride), (0, 0), (dilation, dilation), groups)
+    out = conv2d_same(x, weight, bias, (stride, stride), (dilation, dilation), groups)
+    assert out.shape == ref.shape
+    # the interior is the same call; the edge row/column may round differently (a few ulp)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    assert torch.equal(out[..., :-1, :-1], ref[..., :-1, :-1])
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last or out.shape[-1] == 1
+
+
+def test_same_split_matches_tf():
+    # TF: out = ceil(in / stride); the odd zero goes after the input
+    assert same_split(224, 3, 2, 1) == (0, 1)
+    assert same_split(56, 5, 2, 1) == (1, 2)
+    assert same_split(57, 5, 2, 1) == (2, 2)
+    assert same_split(10, 1, 1, 1) == (0, 0)
+
+
+def test_swap_and_undo_in_a_module():
+    net = torch.nn.Sequential(Conv2dSame(3, 4, 3, stride=2), torch.nn.ReLU(),
+                              Conv2dSame(4, 4, 5, stride=2, groups=4)).eval()
+    x = torch.randn(1, 3, 40, 38)
+    ref = net(x)
+    swapped = edge_same_padding(net)
+    assert len(swapped) == 2 and all(type(m) is EdgeSameConv2d for m in (net[0], net[2]))
+    assert torch.equal(net(x), ref)
+    swapped.undo()
+    assert type(net[0]) is Conv2dSame and type(net[2]) is Conv2dSame
+    assert len(edge_same_padding(torch.nn.Conv2d(3, 3, 3))) == 0  # nothing else is touched
+
+
+def test_packaged_lite0_uses_it_and_gives_the_same_vectors():
+    ex = Extractor(ModelConfig(model="tf_efficientnet_lite0", fold_bn=False))
+    assert ex.edge_padded == 5 and ex.metadata()["same_convs_edge_padded"] == 5
+    x = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
+    edge = ex.embed(x)
+    for m in ex.backbone.modules():
+        if type(m) is EdgeSameConv2d:
+            m.__class__ = Conv2dSame
+    np.testing.assert_array_equal(edge, ex.embed(x))
