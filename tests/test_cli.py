@@ -61,3 +61,25 @@ def test_sample(tmp_path, image_folder, capsys):
     assert main(["sample", str(image_folder), "-n", "6", "-o", str(tmp_path / "s")]) == 0
     assert "wrote 6 images in 3 classes" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["cats", "dogs", "owls"]
+
+
+def test_slow_precision_is_one_warning_line(tmp_path, image_folder, capsys, monkeypatch):
+    import torch
+
+    import imgfeat.runner as runner
+
+    # decide "native bf16" both ways, whatever this CPU has
+    for native in (False, True):
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda n=native: n)
+        out = tmp_path / f"o{native}"
+        assert main(["extract", str(image_folder), "-o", str(out), "--model", "test_efficientnet",
+                     "--no-pretrained", "--img-size", "64", "--precision", "bf16", "-q"]) == 0
+        err = capsys.readouterr().err
+        warned = [line for line in err.splitlines() if line.startswith("imgfeat: warning:")]
+        if native:
+            assert not warned
+        else:
+            assert len(warned) == 1 and "bf16" in warned[0] and "--precision fp32" in warned[0]
+            assert "Warning" not in err  # no Python traceback-style warning text
+    assert runner.slow_precision("fp32", "cpu") is None
+    assert runner.slow_precision("bf16", "cuda") is None

@@ -37,3 +37,7 @@ class ItemsFailedError(ImgfeatError):
     """Raised in strict mode when an item fails."""
 
     exit_code = 1
+
+
+class ImgfeatWarning(UserWarning):
+    """The run goes on, but the user should know (a setting that is slow on this machine)."""

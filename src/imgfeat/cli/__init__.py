@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
-from ..errors import ImgfeatError
+from ..errors import ImgfeatError, ImgfeatWarning
 from . import bench, classify, demo, extract, models, sample
 
 #: exit codes (documented in the README)
@@ -25,11 +26,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(show):
+    """``warnings.showwarning`` that prints imgfeat's own warnings as one line."""
+    def showwarning(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, ImgfeatWarning):
+            print(f"imgfeat: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", ImgfeatWarning)
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return int(args.func(args) or 0)
     except ImgfeatError as exc:
         print(f"imgfeat: error: {exc}", file=sys.stderr)
         return exc.exit_code
