@@ -59,38 +59,38 @@ def make_heavy(folder: Path, photos: Path, n: int, size=(1600, 1200)) -> Path:
     return folder
 
 
-def forward_only(extractor, n: int, repeats: int = 3) -> dict:
-    """Images/s of the backbone + pooling on ready, normalised tensors: every batch size and
-    memory format once, then the best of them again ``repeats`` times (the median is reported,
-    so that one lucky spell does not set the bar)."""
-    from imgfeat.preprocess import normalize
+class ForwardOnly:
+    """Images/s of the backbone + pooling on ready, normalised tensors."""
 
-    _, h, w = extractor.data_config["input_size"]
+    def __init__(self, extractor, n: int):
+        self.ex, self.n = extractor, n
+        self.all = {f"{fmt} bs{bs}": self.rate(fmt, bs) for fmt in ("channels_last", "nchw")
+                    for bs in (1, 4, 8, 16, 32)}
+        self.best = max(self.all, key=self.all.get)
+        extractor.backbone.to(memory_format=torch.channels_last)
 
-    def rate(fmt: str, bs: int) -> float:
-        net = extractor.backbone.to(memory_format=torch.channels_last if fmt == "channels_last"
-                                    else torch.contiguous_format)
+    def rate(self, fmt: str | None = None, bs: int | None = None) -> float:
+        """One measurement of ``fmt`` at batch ``bs`` (the best of the sweep by default)."""
+        from imgfeat.preprocess import normalize
+
+        if fmt is None:
+            fmt, b = self.best.split(" bs")
+            bs = int(b)
+        _, h, w = self.ex.data_config["input_size"]
+        net = self.ex.backbone.to(memory_format=torch.channels_last if fmt == "channels_last"
+                                  else torch.contiguous_format)
         x = normalize(torch.randint(0, 256, (bs, 3, h, w), dtype=torch.uint8),
-                      extractor.data_config["mean"], extractor.data_config["std"])
+                      self.ex.data_config["mean"], self.ex.data_config["std"])
         if fmt == "channels_last":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             net(x)
             t0, done = time.perf_counter(), 0
-            while done < n:
+            while done < self.n:
                 maps = net(x)
-                [extractor.pooling(maps[t.name]) for t in extractor.layers.taps]
+                [self.ex.pooling(maps[t.name]) for t in self.ex.layers.taps]
                 done += bs
         return done / (time.perf_counter() - t0)
-
-    results = {f"{fmt} bs{bs}": rate(fmt, bs) for fmt in ("channels_last", "nchw")
-               for bs in (1, 4, 8, 16, 32)}
-    best = max(results, key=results.get)
-    fmt, bs = best.split(" bs")
-    again = [rate(fmt, int(bs)) for _ in range(repeats)]
-    extractor.backbone.to(memory_format=torch.channels_last)
-    return {"best": best, "images_per_s": float(np.median(again)), "all": results,
-            "spread": spread(again)}
 
 
 def naive_loop(model_name: str, paths: list[Path]) -> tuple[float, float]:
@@ -169,28 +169,50 @@ def main() -> None:
     print(f"model {args.model}, {args.images} JPEG images of {w}x{h}, "
           f"{threads} torch threads, {workers} decode worker(s)")
     ex = imgfeat.Extractor(ModelConfig(model=args.model))
-    fwd = forward_only(ex, n=max(64, args.images // 4))
-    print(f"forward-only (ready tensors)  : {fwd['images_per_s']:6.1f} img/s  best: {fwd['best']} "
-          f"({fwd['spread']})")
-    print("    " + ", ".join(f"{k} {v:.1f}" for k, v in fwd["all"].items()))
-    plain = imgfeat.Extractor(ModelConfig(model=args.model, fold_bn=False))
-    fwd_plain = forward_only(plain, n=max(64, args.images // 4))
+    fwd = ForwardOnly(ex, n=max(64, args.images // 4))
+    print(f"forward-only sweep (ready tensors), best {fwd.best}:")
+    print("    " + ", ".join(f"{k} {v:.1f}" for k, v in fwd.all.items()))
+    plain = ForwardOnly(imgfeat.Extractor(ModelConfig(model=args.model, fold_bn=False)),
+                        n=max(64, args.images // 4))
+    print(f"  without BatchNorm folding   : {plain.all[plain.best]:6.1f} img/s  best: {plain.best}"
+          f" (vs {fwd.all[fwd.best]:.1f} folded, same sweep)")
     del plain
-    print(f"  without BatchNorm folding   : {fwd_plain['images_per_s']:6.1f} img/s  best: "
-          f"{fwd_plain['best']} ({fwd_plain['spread']})")
     double = make_images(work / f"photos_{args.size}_{2 * args.images}", 2 * args.images, (w, h))
-    whole, whole2 = [], []
-    for _ in range(args.repeats):  # interleaved, so that a slow spell of the machine hits both
-        whole.append(end_to_end(folder, args.model, "fp32"))
-        whole2.append(end_to_end(double, args.model, "fp32"))
-    e2e, e2e2 = float(np.median(whole)), float(np.median(whole2))
-    print(f"end-to-end fp32 (imgfeat)     : {e2e:6.1f} img/s  = "
-          f"{e2e / fwd['images_per_s']:.2f}x forward-only (whole run: model load included; "
-          f"{spread(whole)})")
-    steady = args.images / (2 * args.images / e2e2 - args.images / e2e)
-    print(f"  steady state                : {steady:6.1f} img/s  = "
-          f"{steady / fwd['images_per_s']:.2f}x forward-only (the extra {args.images} images "
-          f"of a {2 * args.images}-image run; {spread(whole2)} for that run)")
+    paths = sorted(folder.rglob("*.jpg"))[: max(64, args.images // 3)]
+    # The machine's speed drifts by several percent over minutes, so every repeat measures all
+    # the rates back to back and the ratios are taken within a repeat, then their median.
+    rows = []
+    for _ in range(args.repeats):
+        f = fwd.rate()
+        e1 = end_to_end(folder, args.model, "fp32")
+        e2 = end_to_end(double, args.model, "fp32")
+        loop, naive_whole = naive_loop(args.model, paths)
+        steady = args.images / (2 * args.images / e2 - args.images / e1)
+        rows.append({"forward": f, "whole": e1, "whole2": e2, "steady": steady, "loop": loop,
+                     "naive_whole": naive_whole})
+
+    def med(key: str) -> float:
+        return float(np.median([r[key] for r in rows]))
+
+    def ratio(a: str, b: str) -> float:
+        return float(np.median([r[a] / r[b] for r in rows]))
+
+    print(f"(each figure: median of {args.repeats} interleaved repeats; ranges in brackets)")
+    print(f"forward-only, {fwd.best:<15}: {med('forward'):6.1f} img/s  "
+          f"({spread([r['forward'] for r in rows])})")
+    print(f"end-to-end fp32 (imgfeat)     : {med('whole'):6.1f} img/s  = "
+          f"{ratio('whole', 'forward'):.2f}x forward-only (whole {args.images}-image run, model "
+          f"load included; {spread([r['whole'] for r in rows])})")
+    print(f"  whole {2 * args.images}-image run        : {med('whole2'):6.1f} img/s  = "
+          f"{ratio('whole2', 'forward'):.2f}x forward-only")
+    print(f"  steady state                : {med('steady'):6.1f} img/s  = "
+          f"{ratio('steady', 'forward'):.2f}x forward-only (the extra {args.images} images of "
+          f"the {2 * args.images}-image run)")
+    print(f"naive one-at-a-time loop      : {med('loop'):6.1f} img/s  loop alone; "
+          f"{med('naive_whole'):.1f} img/s whole run with model load")
+    print(f"  imgfeat vs naive            : whole run vs whole run {ratio('whole', 'naive_whole'):.2f}x"
+          f" ({args.images} images), {ratio('whole2', 'naive_whole'):.2f}x ({2 * args.images} "
+          f"images); steady state vs loop alone {ratio('steady', 'loop'):.2f}x")
     for kw in ({"num_workers": 1}, {"num_workers": 1, "threads": max(1, threads - 1)}):
         alt = end_to_end(folder, args.model, "fp32", **kw)
         print(f"    alternative {json.dumps(kw):<34}: {alt:6.1f} img/s")
@@ -201,15 +223,6 @@ def main() -> None:
                             {"num_workers": 2, "threads": 1})}
         print(f"heavy images ({args.heavy_images} PNG 1600x1200): "
               + ", ".join(f"{k} {v:.1f}" for k, v in rates.items()) + " img/s")
-    paths = sorted(folder.rglob("*.jpg"))
-    runs = [naive_loop(args.model, paths) for _ in range(max(1, args.repeats - 1))]
-    loop = float(np.median([r[0] for r in runs]))
-    naive_whole = float(np.median([r[1] for r in runs]))
-    print(f"naive one-at-a-time loop      : {loop:6.1f} img/s  loop alone; {naive_whole:.1f} "
-          f"img/s whole run with model load ({spread([r[0] for r in runs])})")
-    print(f"  imgfeat vs naive            : whole run vs whole run {e2e / naive_whole:.2f}x "
-          f"({args.images} images), {e2e2 / naive_whole:.2f}x ({2 * args.images} images); "
-          f"steady state vs loop alone {steady / loop:.2f}x")
     bf_folder = make_images(work / f"photos_{args.size}_{args.bf16_images}", args.bf16_images,
                             (w, h))
     bf16 = end_to_end(bf_folder, args.model, "bf16")

@@ -58,8 +58,10 @@ def add_parsers(sub) -> None:
     g.add_argument("--overwrite", action="store_true", help="replace an existing output")
     g.add_argument("--strict", action="store_true", help="stop at the first bad image")
     g.add_argument("--batch-size", type=int, help="images per forward pass (default 16 on CPU)")
-    g.add_argument("--workers", type=int, help="decode worker processes (default 1)")
-    g.add_argument("--threads", type=int, help="torch threads (default: cores - workers)")
+    g.add_argument("--workers", type=int, help="decode worker processes (default: 1 per 8 cores; "
+                   "0 on 1-2 cores; cores - 1 on cuda/mps)")
+    g.add_argument("--threads", type=int,
+                   help="torch threads (default: cores - default workers; 1 on cuda/mps)")
     g.add_argument("--device", default="cpu", help="cpu, cuda or mps")
     g.add_argument("--engine", choices=("local", "ray"), default="local")
     g.add_argument("--ray-address", help="Ray cluster address (default: start a local one)")
