@@ -21,6 +21,10 @@ from imgfeat.config import ModelConfig
     (15, 16, 7, 3, 1, 1),
     (20, 21, 3, 2, 2, 1),     # dilated
     (5, 6, 5, 2, 1, 1),       # kernel wider than the padded input's last window
+    (2, 2, 3, 2, 1, 1),       # maps smaller than the kernel (deep stages of tiny inputs)
+    (2, 2, 5, 2, 1, 8),
+    (1, 3, 5, 2, 1, 1),
+    (2, 9, 3, 2, 1, 1),
 ])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_equals_timm(h, w, k, stride, dilation, groups, channels_last):
@@ -60,6 +64,18 @@ def test_swap_and_undo_in_a_module():
     assert len(edge_same_padding(torch.nn.Conv2d(3, 3, 3))) == 0  # nothing else is touched
 
 
+def test_tiny_inputs_through_a_tf_model():
+    """At 32 px the last stages of Lite0 see 2x2 maps with 5x5 kernels."""
+    ex = Extractor(ModelConfig(model="tf_efficientnet_lite0", img_size=32, layers="all"))
+    assert ex.edge_padded == 5
+    x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    edge = ex.embed(x)
+    for m in ex.backbone.modules():
+        if type(m) is EdgeSameConv2d:
+            m.__class__ = Conv2dSame
+    np.testing.assert_allclose(edge, ex.embed(x), rtol=1e-5, atol=1e-5)
+
+
 def test_packaged_lite0_uses_it_and_gives_the_same_vectors():
     ex = Extractor(ModelConfig(model="tf_efficientnet_lite0", fold_bn=False))
     assert ex.edge_padded == 5 and ex.metadata()["same_convs_edge_padded"] == 5
@@ -69,3 +85,16 @@ def test_packaged_lite0_uses_it_and_gives_the_same_vectors():
         if type(m) is EdgeSameConv2d:
             m.__class__ = Conv2dSame
     np.testing.assert_array_equal(edge, ex.embed(x))
+
+
+def test_a_rewrite_that_fails_is_undone(monkeypatch):
+    import imgfeat.backbones.samepad as samepad
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no kernel for this shape")
+
+    monkeypatch.setattr(samepad, "conv2d_same", broken)
+    ex = Extractor(ModelConfig(model="tf_efficientnet_lite0", img_size=64))
+    assert ex.edge_padded == 0 and ex.folded_bn == 49  # edges undone, the folding kept alone
+    assert not any(type(m) is EdgeSameConv2d for m in ex.backbone.modules())
+    assert ex.embed(torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8)).shape == (1, 1280)

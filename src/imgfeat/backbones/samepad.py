@@ -31,8 +31,12 @@ def conv2d_same(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     (kh, kw), (ih, iw) = weight.shape[-2:], x.shape[-2:]
     top, bottom = same_split(ih, kh, stride[0], dilation[0])
     left, right = same_split(iw, kw, stride[1], dilation[1])
-    main = F.conv2d(x, weight, bias, stride, (top, left), dilation, groups)
     extra_h, extra_w = bottom - top, right - left
+    if (ih + 2 * top < (kh - 1) * dilation[0] + 1 or iw + 2 * left < (kw - 1) * dilation[1] + 1):
+        # a map smaller than the kernel (tiny inputs): only the whole padded copy has a window
+        x = F.pad(x, (left, right, top, bottom))
+        return F.conv2d(x, weight, bias, stride, 0, dilation, groups)
+    main = F.conv2d(x, weight, bias, stride, (top, left), dilation, groups)
     if not (extra_h or extra_w):
         return main
     n, c, mh, mw = main.shape
