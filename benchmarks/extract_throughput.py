@@ -2,8 +2,10 @@
 
 Prints: forward-only images/s on ready tensors (best batch size and memory format), end-to-end
 images/s of ``imgfeat.extract`` (fp32 and bf16), a naive one-image-at-a-time loop (open,
-transform, forward in NCHW fp32, as older embedding scripts do), and peak memory of extraction
-at 1,000 and 10,000 images.
+transform, forward in NCHW fp32, as older embedding scripts do), thread/worker alternatives on
+light and on decode-heavy images, and peak memory of extraction at 1,000 and 10,000 images.
+Forward-only, imgfeat and the naive loop are measured back to back in each of ``--repeats``
+repeats and reported as medians (ratios taken within a repeat), as the machine's speed drifts.
 
     python benchmarks/extract_throughput.py [--images 384] [--model tf_efficientnet_lite0]
 """

@@ -141,8 +141,8 @@ class Extractor:
         raise AssertionError("unreachable")  # pragma: no cover - stride None never raises here
 
     def _probe(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One random image at the input size and the unfolded network's maps of it: they give
-        the layout and check the BatchNorm folding."""
+        """One random image at the input size and the original network's maps of it: they give
+        the layout and check the speed-up rewrites."""
         _, h, w = self.data_config["input_size"]
         x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0)).to(self.device)
         with torch.inference_mode():

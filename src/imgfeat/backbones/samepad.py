@@ -41,7 +41,7 @@ def conv2d_same(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
         return main
     n, c, mh, mw = main.shape
     oh, ow = mh + extra_h, mw + extra_w
-    fmt = (torch.channels_last if main.dim() == 4 and not main.is_contiguous()
+    fmt = (torch.channels_last if not main.is_contiguous()
            and main.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
     out = torch.empty((n, c, oh, ow), dtype=main.dtype, device=main.device, memory_format=fmt)
     out[:, :, :mh, :mw] = main

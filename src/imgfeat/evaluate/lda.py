@@ -21,8 +21,9 @@ import numpy as np
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 
-def ledoit_wolf_shrinkage_gram(Z: np.ndarray) -> float:
-    """scikit-learn's Ledoit-Wolf shrinkage of centred data ``Z`` (n × p), via Z Zᵀ."""
+def ledoit_wolf_shrinkage_gram(Z: np.ndarray) -> tuple[float, float]:
+    """scikit-learn's Ledoit-Wolf shrinkage of centred data ``Z`` (n × p), via Z Zᵀ, and the
+    mean variance ``trace(Zᵀ Z / n) / p`` that the shrinkage pulls the diagonal towards."""
     n, p = Z.shape
     sq = np.einsum("ij,ij->i", Z, Z)  # squared row norms
     emp_trace = sq.sum() / n
@@ -33,7 +34,7 @@ def ledoit_wolf_shrinkage_gram(Z: np.ndarray) -> float:
     beta = (beta_ / n - delta_) / (p * n)
     delta = (delta_ - 2.0 * mu * emp_trace + p * mu**2) / p
     beta = min(beta, delta)
-    return 0.0 if beta == 0 else beta / delta
+    return (0.0 if beta == 0 else beta / delta), mu
 
 
 def pooled_ledoit_wolf(X: np.ndarray, y: np.ndarray, classes: np.ndarray,
@@ -45,8 +46,7 @@ def pooled_ledoit_wolf(X: np.ndarray, y: np.ndarray, classes: np.ndarray,
     scale[scale == 0] = 1.0
     Z = R / scale
     n, p = Z.shape
-    delta = ledoit_wolf_shrinkage_gram(Z)
-    mu = np.einsum("ij,ij->", Z, Z) / n / p
+    delta, mu = ledoit_wolf_shrinkage_gram(Z)
     cov = (1.0 - delta) * (Z.T @ Z) / n
     cov[np.diag_indices(p)] += delta * mu
     return cov * scale[:, None] * scale[None, :]
@@ -72,9 +72,7 @@ class ShrinkageLDA(LinearDiscriminantAnalysis):
             Xc = Xg - mean
             scale = Xc.std(0)
             scale[scale == 0] = 1.0  # as StandardScaler does
-            delta = ledoit_wolf_shrinkage_gram(Xc / scale)
-            Z = Xc / scale
-            mu = np.einsum("ij,ij->", Z, Z) / n / p
+            delta, mu = ledoit_wolf_shrinkage_gram(Xc / scale)
             prior = self.priors_[k]
             rows.append(Xc * np.sqrt(prior * (1.0 - delta) / n))
             diag += prior * delta * mu * scale**2

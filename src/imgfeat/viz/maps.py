@@ -76,7 +76,6 @@ def plot_features_html(features, output: str | os.PathLike, method: str = "pca",
     """Write a self-contained interactive HTML map: one SVG point per image, coloured by
     label, with its id and label on hover; clicking a legend entry hides or shows a class."""
     import html
-    import json
 
     from ..store import load_features
 
@@ -114,7 +113,6 @@ circle.off{{display:none}}</style></head>
 {legend}
 </ul>
 <script>
-const data = {json.dumps({"n": len(ids), "classes": classes})};
 document.querySelectorAll('#legend li').forEach(li => li.addEventListener('click', () => {{
   li.classList.toggle('off');
   const off = li.classList.contains('off');
