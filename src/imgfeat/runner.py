@@ -17,6 +17,7 @@ from .decode import MAX_PIXELS
 from .engines import ENGINES, run_local
 from .errors import ConfigError, ImgfeatWarning, ItemsFailedError
 from .pipeline import Extractor, make_shards
+from .precision import slow_precision  # noqa: F401 - re-exported
 from .sources import Source, open_source
 from .store import FAILURES, JobStore
 
@@ -51,19 +52,6 @@ def check_device(device: str) -> str:
     if kind not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"unknown device {device!r}: use cpu, cuda or mps")
     return device
-
-
-def slow_precision(precision: str, device: str) -> str | None:
-    """Why ``precision`` would be slower than fp32 on ``device``, or None: a CPU without native
-    bf16/fp16 (no AVX512-BF16/AMX) emulates them, measured 0.1x fp32 on an AVX2 CPU."""
-    if device != "cpu" or precision == "fp32":
-        return None
-    native = (torch.ops.mkldnn._is_mkldnn_bf16_supported() if precision == "bf16"
-              else torch.ops.mkldnn._is_mkldnn_fp16_supported())
-    if native:
-        return None
-    return (f"{precision} on this CPU ({torch.backends.cpu.get_cpu_capability()}, no native "
-            f"{precision}) is emulated and about 10x slower than fp32; use --precision fp32")
 
 
 def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_lite0",
