@@ -5,14 +5,19 @@ The public API::
     import imgfeat
     result = imgfeat.extract("photos/", "features/", model="tf_efficientnet_lite0")
     X, y, ids, meta = imgfeat.load_features("features/")
+
+``import imgfeat`` is lazy (as scikit-learn's is): each name is imported on first use, so what
+needs no model (reading features, classifying them, the command line's help) never imports
+torch or timm.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .backbones.catalog import list_models, model_info  # noqa: E402
-from .config import ExtractConfig, ModelConfig, RunConfig  # noqa: E402
-from .decode import open_image  # noqa: E402
-from .demo import make_demo_textures, run_demo  # noqa: E402
-from .errors import (  # noqa: E402
+from .errors import (
     ConfigError,
     DecodeError,
     ImgfeatError,
@@ -23,14 +28,38 @@ from .errors import (  # noqa: E402
     StoreError,
     WeightsError,
 )
-from .evaluate import ClassifyReport, classify, make_classifier  # noqa: E402
-from .pipeline import Extractor  # noqa: E402
-from .pooling import Pooling, create_pooling, list_poolings, register_pooling  # noqa: E402
-from .runner import ExtractResult, extract  # noqa: E402
-from .sample import sample  # noqa: E402
-from .sources import ArraySource, CsvSource, FolderSource, Item, PathsSource, Source, open_source  # noqa: E402
-from .store import load_features  # noqa: E402
-from .transformer import FeatureExtractor  # noqa: E402
+from .sample import sample  # eager (it imports little): the function, not its module
+
+#: public name -> the module that defines it (imported on first access)
+_LAZY = {
+    "list_models": ".backbones.catalog",
+    "model_info": ".backbones.catalog",
+    "ExtractConfig": ".config",
+    "ModelConfig": ".config",
+    "RunConfig": ".config",
+    "open_image": ".decode",
+    "make_demo_textures": ".demo",
+    "run_demo": ".demo",
+    "ClassifyReport": ".evaluate",
+    "classify": ".evaluate",
+    "make_classifier": ".evaluate.classifiers",
+    "Extractor": ".pipeline",
+    "Pooling": ".pooling",
+    "create_pooling": ".pooling",
+    "list_poolings": ".pooling",
+    "register_pooling": ".pooling",
+    "ExtractResult": ".runner",
+    "extract": ".runner",
+    "ArraySource": ".sources",
+    "CsvSource": ".sources",
+    "FolderSource": ".sources",
+    "Item": ".sources",
+    "PathsSource": ".sources",
+    "Source": ".sources",
+    "open_source": ".sources",
+    "load_features": ".store",
+    "FeatureExtractor": ".transformer",
+}
 
 __all__ = [
     "ArraySource",
@@ -72,3 +101,33 @@ __all__ = [
     "run_demo",
     "sample",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'imgfeat' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .backbones.catalog import list_models, model_info
+    from .config import ExtractConfig, ModelConfig, RunConfig
+    from .decode import open_image
+    from .demo import make_demo_textures, run_demo
+    from .evaluate.classifiers import make_classifier
+    from .evaluate.classify import ClassifyReport, classify
+    from .pipeline import Extractor
+    from .pooling import Pooling, create_pooling, list_poolings, register_pooling
+    from .runner import ExtractResult, extract
+    from .sample import sample
+    from .sources import ArraySource, CsvSource, FolderSource, Item, PathsSource, Source, open_source
+    from .store import load_features
+    from .transformer import FeatureExtractor

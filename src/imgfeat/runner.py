@@ -17,9 +17,10 @@ from .decode import MAX_PIXELS
 from .engines import ENGINES, run_local
 from .errors import ConfigError, ImgfeatWarning, ItemsFailedError
 from .pipeline import Extractor, make_shards
-from .precision import slow_precision  # noqa: F401 - re-exported
+from .precision import resolve_precision, slow_precision
 from .sources import Source, open_source
 from .store import FAILURES, JobStore
+from .usage import arg
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class ExtractResult:
     shards_skipped: int
     seconds: float
     dim: int
+    #: images whose shards an earlier run had finished (a resume reuses them)
+    reused: int = 0
+    #: the precision the model ran in (``auto`` resolved for the device)
+    precision: str = "fp32"
 
     @property
     def failures_path(self) -> Path | None:
@@ -57,7 +62,7 @@ def check_device(device: str) -> str:
 def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_lite0",
             pretrained: bool = True, weights: str | None = None, layers: str = "pooled",
             pool: str = "avg", pool_args: dict | None = None, img_size: int | None = None,
-            resize: str = "crop", output_stride: int | None = None, precision: str = "fp32",
+            resize: str = "crop", output_stride: int | None = None, precision: str = "auto",
             format: str = "parquet", batch_size: int | None = None,
             num_workers: int | None = None, threads: int | None = None, device: str = "cpu",
             shard_size: int = 1000, resume: bool = False, overwrite: bool = False,
@@ -70,13 +75,20 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
 
     ``source`` is a folder, a ``.csv`` list, a ``.npy`` array (with ``data_labels``), an array,
     or a :class:`~imgfeat.sources.Source`. Returns an :class:`ExtractResult`; bad images are
-    recorded per item (or, with ``strict``, raise :class:`ItemsFailedError` before anything of
-    theirs is written).
+    recorded per item (or, with ``strict``, raise :class:`ItemsFailedError`, and a new output
+    is removed again). ``precision="auto"`` runs bf16 where the device has it natively (CUDA
+    with bf16, CPUs with AVX512-BF16 or AMX) and fp32 elsewhere; the metadata records which.
     """
     t0 = time.perf_counter()
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
+    for name, value, least in (("batch_size", batch_size, 1), ("threads", threads, 1),
+                               ("num_workers", num_workers, 0), ("shard_size", shard_size, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < least):
+            raise ConfigError(f"{arg(name, value)}: must be a whole number, at least {least}")
     device = check_device(device)
+    precision = resolve_precision(precision, device)
     if (why := slow_precision(precision, device)) is not None:
         warnings.warn(why, ImgfeatWarning, stacklevel=2)
     mcfg = ModelConfig(model=model, pretrained=pretrained, weights=weights, img_size=img_size,
@@ -106,8 +118,9 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         done = store.prepare(resume=resume, overwrite=overwrite)
         shards = make_shards(src.items, shard_size)
         pending = [s for s in shards if s.index not in done]
+        reused = sum(len(s.items) for s in shards if s.index in done)
         if not pending and store.is_complete():
-            return _result(store, shards, len(shards), t0, extractor.dim)
+            return _result(store, shards, len(shards), t0, extractor.dim, reused, precision)
         bar = tqdm(total=sum(len(s.items) for s in pending), unit="img", disable=not run.progress,
                    desc="extract", dynamic_ncols=True, smoothing=0.1)
         try:
@@ -123,21 +136,27 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
             for data in results:
                 if strict and data.n_failed:
                     k = int((~data.ok).argmax())
+                    if not done:  # this run made the output: nothing of it may block a rerun
+                        if hasattr(results, "close"):
+                            results.close()
+                        store.discard()
                     raise ItemsFailedError(f"{data.items[k].id}: {data.errors[k]} (strict)")
                 store.write_shard(data)
         finally:
             bar.close()
         store.finish(len(shards))
-        return _result(store, shards, len(shards) - len(pending), t0, extractor.dim)
+        return _result(store, shards, len(shards) - len(pending), t0, extractor.dim, reused,
+                       precision)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _result(store: JobStore, shards, skipped: int, t0: float, dim: int) -> ExtractResult:
+def _result(store: JobStore, shards, skipped: int, t0: float, dim: int, reused: int,
+            precision: str) -> ExtractResult:
     summary = store.summary()
     return ExtractResult(store.out, summary.get("items", 0), summary.get("ok", 0),
                          summary.get("failed", 0), len(shards), skipped,
-                         time.perf_counter() - t0, dim)
+                         time.perf_counter() - t0, dim, reused, precision)
 
 
 def default_batch_size(device: str) -> int:

@@ -10,37 +10,56 @@ def add_parsers(sub) -> None:
     from ..evaluate import CLASSIFIERS, PROTOCOLS
     from ..sources.benchmarks import DATASETS
 
-    p = sub.add_parser("bench", help="models x poolings x classifiers on a texture benchmark",
-                       description="Extract (cached) and classify a texture benchmark over a "
-                                   "grid of models and poolings; one summary table.")
-    p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    p = sub.add_parser(
+        "bench", help="models x poolings x classifiers on a texture benchmark",
+        description="Extract (cached) and classify a texture benchmark over a grid of models "
+                    "and poolings; one summary table. Its defaults follow the texture "
+                    "literature's protocol and differ from 'imgfeat extract': --layers final "
+                    "(the last feature map, pooled by --pool) instead of pooled, --resize squash "
+                    "(no crop: textures have no centre) instead of crop, and a fixed 224 px "
+                    "input instead of the model's own size.")
+    p.add_argument("--dataset", required=True, choices=sorted(DATASETS), metavar="NAME",
+                   help=f"one of {', '.join(sorted(DATASETS))}")
     p.add_argument("--data-path", required=True, help="the dataset's folder")
     p.add_argument("--output", required=True, help="results folder")
-    p.add_argument("--model", nargs="+", default=["tf_efficientnet_lite0"])
-    p.add_argument("--pool", nargs="+", default=["avg"])
-    p.add_argument("--layers", default="final")
-    p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--classifier", nargs="+", default=["knn", "lda", "svm"], choices=CLASSIFIERS)
-    p.add_argument("--protocol", choices=PROTOCOLS, help="default: the dataset's own")
-    p.add_argument("--img-size", type=int, default=224)
-    p.add_argument("--resize", choices=("squash", "crop"), default="squash")
-    p.add_argument("--folds", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--shots", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--jobs", type=int)
+    p.add_argument("--model", nargs="+", default=["tf_efficientnet_lite0"],
+                   help="one or more timm model names")
+    p.add_argument("--pool", nargs="+", default=["avg"], help="one or more poolings")
+    p.add_argument("--layers", default="final",
+                   help="final, pooled, all, or stage indices like 2,-1 ('extract': pooled)")
+    p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
+                   help="use pretrained weights")
+    p.add_argument("--classifier", nargs="+", default=["knn", "lda", "svm"], choices=CLASSIFIERS,
+                   metavar="NAME", help=f"one or more of {', '.join(CLASSIFIERS)}")
+    p.add_argument("--protocol", choices=PROTOCOLS,
+                   help="default: the dataset's own (kfold; official for dtd and outex; "
+                        "groups for kth-tips2-b)")
+    p.add_argument("--img-size", type=int, default=224,
+                   help="input size ('extract': the model's own)")
+    p.add_argument("--resize", choices=("squash", "crop"), default="squash",
+                   help="squash: resize with no crop ('extract': crop)")
+    p.add_argument("--folds", type=int, default=10, help="folds of kfold")
+    p.add_argument("--repeats", type=int, default=10, help="repetitions of kfold and fewshot")
+    p.add_argument("--shots", type=int, default=2, help="training images per class (fewshot)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffles and draws")
+    p.add_argument("--batch-size", type=int, help="images per forward pass (default 16 on CPU)")
+    p.add_argument("--jobs", type=int, help="worker processes for the folds (default: the cores)")
     p.add_argument("--download", action="store_true",
                    help="fetch the dataset into --data-path if missing (where it has an address)")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.set_defaults(func=run_bench)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_bench, on_interrupt="imgfeat: interrupted; finished cells are "
+                   "kept: run the same command again to continue where it stopped")
 
-    p = sub.add_parser("plot", help="a 2-D map of features coloured by label (PNG or HTML)")
-    p.add_argument("features")
+    p = sub.add_parser("plot", help="a 2-D map of features coloured by label (PNG or HTML)",
+                       description="Project features to 2-D (PCA, t-SNE or UMAP) and draw them "
+                                   "coloured by label: a PNG picture, or a self-contained "
+                                   "interactive HTML page.")
+    p.add_argument("features", help="an imgfeat output folder or features file")
     p.add_argument("-o", "--output", required=True,
                    help="a .png picture, or an .html page (hover for ids, click the legend)")
-    p.add_argument("--method", choices=("pca", "tsne", "umap"), default="pca")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--method", choices=("pca", "tsne", "umap"), default="pca",
+                   help="the 2-D projection")
+    p.add_argument("--seed", type=int, default=0, help="seed of t-SNE and UMAP")
     p.set_defaults(func=run_plot)
 
 

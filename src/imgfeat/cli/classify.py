@@ -11,38 +11,48 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("classify", help="evaluate features with classifiers under a protocol",
                        description="Classify an imgfeat output (or a .parquet/.csv/_data.npy "
                                    "file) and report accuracy, balanced accuracy, macro F1 and "
-                                   "Cohen's kappa.")
+                                   "Cohen's kappa. Small tables run in this process; larger "
+                                   "ones run their folds in parallel worker processes.")
     p.add_argument("features", help="an imgfeat output folder or features file")
     p.add_argument("--classifier", nargs="+", default=["knn", "lda", "svm"], choices=CLASSIFIERS,
                    metavar="NAME", help=f"one or more of {', '.join(CLASSIFIERS)}")
     p.add_argument("--protocol", choices=PROTOCOLS, default="kfold",
                    help="kfold (repeated stratified), official (the source's splits), groups "
                         "(leave one group out), fewshot")
-    p.add_argument("--folds", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--folds", type=int, default=10, help="folds of kfold (at least 2)")
+    p.add_argument("--repeats", type=int, default=10,
+                   help="repetitions of kfold and fewshot, each with a new shuffle")
     p.add_argument("--shots", type=int, default=2, help="training images per class (fewshot)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffles and draws")
     p.add_argument("--standardize", action="store_true", help="z-score features in each fold")
-    p.add_argument("--pca", type=float, help="PCA components (int) or variance kept (<1)")
-    p.add_argument("--jobs", type=int, help="parallel folds (default: the cores)")
-    p.add_argument("-o", "--output", help="folder for summary.json/csv, folds.csv, confusion PNGs")
+    p.add_argument("--pca", type=_number, metavar="N",
+                   help="PCA inside each fold: components (a whole number) or the fraction of "
+                        "variance kept (below 1); default: no PCA")
+    p.add_argument("--jobs", type=int, help="worker processes for the folds of large tables "
+                   "(default: the cores; 1: all in this process)")
+    p.add_argument("-o", "--output", help="folder for summary.json/csv, folds.csv, confusion "
+                   "PNGs (default: print only)")
     p.set_defaults(func=run)
+
+
+def _number(text: str) -> int | float:
+    """A whole number stays an int (components), anything else a float (variance or error)."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluate import classify
 
-    pca = None if args.pca is None else (int(args.pca) if args.pca >= 1 else args.pca)
     report = classify(args.features, classifiers=args.classifier, protocol=args.protocol,
                       folds=args.folds, repeats=args.repeats, shots=args.shots, seed=args.seed,
-                      standardize=args.standardize, pca=pca, n_jobs=args.jobs)
-    s = report.settings
-    desc = {"kfold": f"{args.repeats}x stratified {args.folds}-fold CV",
-            "fewshot": f"{args.shots} training images per class, {args.repeats} repetitions",
-            "official": "official splits", "groups": "leave one group out"}[args.protocol]
-    print(f"{s['n_samples']} samples, {s['n_features']} features, {s['n_classes']} classes; "
-          f"{desc}; mean ± std over repetitions (%)")
-    print(report.table())
+                      standardize=args.standardize, pca=args.pca, n_jobs=args.jobs)
+    print(report)
     if args.output:
         out = report.write(args.output)
         print(f"results: {out}/summary.json, summary.csv, folds.csv, confusion_*.png")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import FORMATS, PRECISIONS, RESIZE_MODES
+from ..config import FORMATS, RESIZE_MODES
+from ..precision import PRECISIONS
 
 
 def add_parsers(sub) -> None:
@@ -21,7 +22,8 @@ def add_parsers(sub) -> None:
     g.add_argument("--height", type=int, help="height of flat --data rows")
     g.add_argument("--width", type=int, help="width of flat --data rows")
     g.add_argument("--channels", type=int, help="channels of flat --data rows (default 1)")
-    g.add_argument("--max-pixels", type=int, default=None, help="refuse larger images per item")
+    g.add_argument("--max-pixels", type=int, default=None,
+                   help="refuse larger images per item (default: Pillow's limit)")
     g = p.add_argument_group("model")
     g.add_argument("--model", default="tf_efficientnet_lite0",
                    help="timm model name, optionally with tag (resnet50.a1_in1k)")
@@ -32,7 +34,8 @@ def add_parsers(sub) -> None:
     g.add_argument("--img-size", type=int, help="input size (default: the model's own)")
     g.add_argument("--resize", choices=RESIZE_MODES, default="crop",
                    help="crop: the model's eval transform; squash: resize with no crop")
-    g.add_argument("--output-stride", type=int, choices=(8, 16, 32))
+    g.add_argument("--output-stride", type=int, choices=(8, 16, 32),
+                   help="dilate the last stages (default: the model's own, usually 32)")
     g.add_argument("--layers", default="pooled",
                    help="pooled (default), final, all, or stage indices like 2,-1")
     g.add_argument("--pool", default="avg",
@@ -46,13 +49,18 @@ def add_parsers(sub) -> None:
                    help="RADAM/spectral: which stages to aggregate (default all)")
     g.add_argument("--radam-weights", choices=("lcg", "torch"),
                    help="RADAM: the paper's LCG stream (default) or a seeded torch generator")
-    g.add_argument("--seed", type=int, default=None, help="RADAM: seed of --radam-weights torch")
-    g.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    g.add_argument("--seed", type=int, default=None,
+                   help="RADAM/spectral: seed of --radam-weights torch (default 0)")
+    g.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto: bf16 where the device runs it natively (CUDA with bf16, CPUs "
+                        "with AVX512-BF16 or AMX), fp32 elsewhere")
     g.add_argument("--no-fold-bn", dest="fold_bn", action="store_false",
                    help="keep BatchNorm layers as they are (default: folded into the "
                         "convolutions, ~1.2x faster, same vectors to ~1e-6)")
     g = p.add_argument_group("output and run")
-    g.add_argument("--format", choices=FORMATS, default="parquet")
+    g.add_argument("--format", choices=FORMATS, default="parquet",
+                   help="parquet (a dataset pandas, polars, duckdb and pyarrow read), npy, or "
+                        "csv (the Orange format: Class,n0,n1,…)")
     g.add_argument("--shard-size", type=int, default=1000, help="images per shard")
     g.add_argument("--resume", action="store_true", help="finish an interrupted run")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -63,10 +71,12 @@ def add_parsers(sub) -> None:
     g.add_argument("--threads", type=int,
                    help="torch threads (default: cores - default workers; 1 on cuda/mps)")
     g.add_argument("--device", default="cpu", help="cpu, cuda or mps")
-    g.add_argument("--engine", choices=("local", "ray"), default="local")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this machine; ray: a Ray cluster (the ray extra)")
     g.add_argument("--ray-address", help="Ray cluster address (default: start a local one)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt="imgfeat: interrupted; finished shards are kept: run "
+                   "the same command with --resume to finish")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,9 +101,10 @@ def run(args: argparse.Namespace) -> int:
     if result.shards_skipped == result.shards:
         print(f"nothing to do: {result.output} is complete ({result.ok} vectors)")
     else:
-        print(f"extracted {result.items} images: {result.ok} ok, {result.failed} failed "
+        reused = (f" ({result.reused} of them already done, reused)" if result.reused else "")
+        print(f"extracted {result.items} images{reused}: {result.ok} ok, {result.failed} failed "
               f"-> {result.output} ({args.format}, {result.dim} values per image, "
-              f"{result.seconds:.1f} s)")
+              f"{result.precision}, {result.seconds:.1f} s)")
     if result.failed:
         print(f"{result.failed} images failed; the list with reasons is in {result.failures_path}")
         return 1
@@ -111,6 +122,9 @@ def pool_options(args: argparse.Namespace) -> dict | None:
                "spectral": {"hidden", "stages", "weights", "seed"}}.get(args.pool, set())
     extra = set(given) - allowed
     if extra:
-        raise ConfigError(f"option(s) {', '.join(sorted(extra))} do not apply to --pool "
+        flags = {"p": "--gem-p", "m": "--m", "hidden": "--hidden", "stages": "--stages",
+                 "weights": "--radam-weights", "seed": "--seed"}
+        names = ", ".join(flags[k] for k in sorted(extra))
+        raise ConfigError(f"{names} {'does' if len(extra) == 1 else 'do'} not apply to --pool "
                           f"{args.pool}")
     return given or None

@@ -7,14 +7,22 @@ import json
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("models", help="list timm architectures and their weights")
-    p.add_argument("pattern", nargs="?", default="*", help="shell pattern or substring")
+    p = sub.add_parser("models", help="list timm architectures and their weights",
+                       description="List the timm architectures whose name matches PATTERN, "
+                                   "with their pretrained weights tags and whether weights are "
+                                   "packaged for offline use.")
+    p.add_argument("pattern", nargs="?", default="*",
+                   help="shell pattern or substring (default: every model)")
     p.add_argument("--pretrained", action="store_true", help="only models with weights")
     p.set_defaults(func=run_models)
-    p = sub.add_parser("info", help="stages, preprocessing and vector sizes of a model")
-    p.add_argument("model")
-    p.add_argument("--img-size", type=int)
-    p.add_argument("--output-stride", type=int, choices=(8, 16, 32))
+    p = sub.add_parser("info", help="stages, preprocessing and vector sizes of a model",
+                       description="Show a model's stages (channels, reduction, module), its "
+                                   "preprocessing, and the vector size of every --layers and "
+                                   "--pool choice, measured on one blank image.")
+    p.add_argument("model", help="timm model name, optionally with tag (resnet50.a1_in1k)")
+    p.add_argument("--img-size", type=int, help="input size (default: the model's own)")
+    p.add_argument("--output-stride", type=int, choices=(8, 16, 32),
+                   help="dilate the last stages (default: the model's own, usually 32)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_info)
 
@@ -23,6 +31,16 @@ def run_models(args: argparse.Namespace) -> int:
     from ..backbones.catalog import list_models
 
     rows = list_models(args.pattern, pretrained_only=args.pretrained)
+    if not rows:
+        import difflib
+
+        from ..errors import ModelError
+
+        every = [r["model"] for r in list_models("*", pretrained_only=args.pretrained)]
+        close = difflib.get_close_matches(args.pattern.strip("*?[]").lower(), every, n=5,
+                                          cutoff=0.6)
+        raise ModelError(f"no model matches {args.pattern!r}" + (
+            f"; did you mean {', '.join(close)}?" if close else "; try 'imgfeat models' for all"))
     width = max([len(r["model"]) for r in rows] + [5])
     print(f"{'model':<{width}}  weights")
     for r in rows:

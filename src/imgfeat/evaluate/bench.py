@@ -38,16 +38,17 @@ def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike,
             cell = _slug(src.name, model, layers, pool, str(img_size))
             feats = out / "feature_matrix" / cell
             try:
-                extract(src, feats, model=model, pretrained=pretrained, layers=layers, pool=pool,
-                        img_size=img_size,
-                        resize=resize, resume=(feats / "_imgfeat.json").is_file(),
-                        batch_size=batch_size, progress=progress)
+                extracted = extract(src, feats, model=model, pretrained=pretrained,
+                                    layers=layers, pool=pool, img_size=img_size, resize=resize,
+                                    resume=(feats / "_imgfeat.json").is_file(),
+                                    batch_size=batch_size, progress=progress)
             except StoreError as exc:
                 raise StoreError(f"{feats}: {exc}") from None
             cls_dir = out / "classification" / f"{cell}_{protocol}"
             done = cls_dir / "summary.json"
-            if done.is_file() and read_json(done)["settings"].get("repeats") == repeats and {
-                    r["classifier"] for r in read_json(done)["results"]} >= set(classifiers):
+            wanted = {"folds": folds, "repeats": repeats, "seed": seed, "shots": shots}
+            cached = _cached(done, wanted, set(classifiers), read_json(feats / "_imgfeat.json"))
+            if cached:
                 results = read_json(done)["results"]
             else:
                 report = classify(feats, classifiers=classifiers, protocol=protocol, folds=folds,
@@ -59,10 +60,26 @@ def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike,
                     rows.append({"dataset": src.name, "model": model, "layers": layers,
                                  "pool": pool, "protocol": protocol, **r})
             if log:
-                log(f"{cell}: " + ", ".join(f"{r['classifier']} {100 * r['accuracy']:.2f}%"
-                                            for r in results if r["classifier"] in classifiers))
+                reused = [what for what, yes in (
+                    ("features", extracted.shards_skipped == extracted.shards),
+                    ("results", cached)) if yes]
+                scores = ", ".join(f"{r['classifier']} {100 * r['accuracy']:.2f}%"
+                                   for r in results if r["classifier"] in classifiers)
+                log(f"{cell}: {scores}" + (f" ({' and '.join(reused)} cached)" if reused else ""))
     write_summary(out, rows)
     return rows
+
+
+def _cached(done: Path, wanted: dict, classifiers: set[str], features_meta: dict) -> bool:
+    """True when ``done`` holds results of these settings, classifiers and features."""
+    if not done.is_file():
+        return False
+    old = read_json(done)
+    settings = old.get("settings", {})
+    made_from = (settings.get("features") or {}).get("config_hash")
+    return (all(settings.get(k) == v for k, v in wanted.items())
+            and made_from in (None, features_meta.get("config_hash"))
+            and {r["classifier"] for r in old.get("results", [])} >= classifiers)
 
 
 def write_summary(out: Path, rows: list[dict]) -> None:

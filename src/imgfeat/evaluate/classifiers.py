@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from sklearn.base import BaseEstimator, clone
-from sklearn.decomposition import PCA
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression, RidgeClassifier
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, LinearSVC
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .lda import ShrinkageLDA
+
+if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
+
+#: the named classifiers (their estimators are built by :func:`make_classifier`)
+CLASSIFIERS = ("knn", "lda", "svm", "linear-svc", "svm-rbf", "logreg", "ridge", "rf")
 
 
 def _factories(seed: int) -> dict:
+    """Name -> a function building the estimator (scikit-learn is imported here, not above)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression, RidgeClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC, LinearSVC
+
+    from .lda import ShrinkageLDA
+
     return {
         "knn": lambda: KNeighborsClassifier(n_neighbors=1),
         # exactly LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"), 20x faster
@@ -31,13 +37,15 @@ def _factories(seed: int) -> dict:
     }
 
 
-CLASSIFIERS = tuple(_factories(0))
-
-
 def make_classifier(name_or_estimator, *, standardize: bool = False, pca: int | float | None = None,
                     seed: int = 0) -> BaseEstimator:
     """A fresh estimator: a name from :data:`CLASSIFIERS` or any scikit-learn estimator,
     optionally preceded by standardisation and PCA."""
+    from sklearn.base import clone
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     if isinstance(name_or_estimator, str):
         factories = _factories(seed)
         if name_or_estimator not in factories:

@@ -9,13 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from joblib import Parallel, delayed
-from sklearn.metrics import confusion_matrix
-from threadpoolctl import threadpool_limits
 
 from ..config import default_threads
 from ..errors import ConfigError
 from ..store.atomic import atomic_path, write_json
+from ..usage import arg
 from .classifiers import make_classifier
 from .metrics import METRICS, fold_scores
 from .protocols import Fold, build_folds
@@ -50,6 +48,23 @@ class ClassifyReport:
     protocol: str
     settings: dict
     results: list[ClassifierResult] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line: what was classified and under which protocol."""
+        s = self.settings
+        how = {"kfold": f"{s['repeats']}x stratified {s['folds']}-fold CV",
+               "fewshot": f"{s['shots']} training images per class, {s['repeats']} repetitions",
+               "official": "official splits",
+               "groups": "leave one group out"}.get(self.protocol, self.protocol)
+        return (f"{s['n_samples']} samples, {s['n_features']} features, {s['n_classes']} "
+                f"classes; {how}; mean ± std over repetitions (%)")
+
+    def __str__(self) -> str:
+        return f"{self.describe()}\n{self.table()}"
+
+    def __repr__(self) -> str:
+        scores = ", ".join(f"{r.name}={100 * r.summary()['accuracy']:.2f}%" for r in self.results)
+        return f"<ClassifyReport {self.protocol}: {scores}>"
 
     def table(self) -> str:
         """A terminal table, one row per classifier."""
@@ -88,14 +103,102 @@ class ClassifyReport:
         return out
 
 
-def _run_fold(X, y, classifier, fold: Fold, standardize, pca, seed, labels):
-    with threadpool_limits(1):
+#: a classifier whose folds would take less than this in this process never starts workers
+#: (starting them costs about a second on a small machine, more than small tables need)
+IN_PROCESS_SECONDS = 2.0
+
+
+def _run_fold(X, y, classifier, fold: Fold, standardize, pca, seed, labels, blas_threads=1):
+    from sklearn.metrics import confusion_matrix
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(blas_threads):
         est = make_classifier(classifier, standardize=standardize, pca=pca, seed=seed)
         est.fit(X[fold.train], y[fold.train])
         pred = est.predict(X[fold.test])
     row = {"repeat": fold.repeat, "fold": fold.fold, "n_train": len(fold.train),
            "n_test": len(fold.test), **fold_scores(y[fold.test], pred)}
     return row, confusion_matrix(y[fold.test], pred, labels=labels)
+
+
+def _noop(i: int) -> int:
+    return i
+
+
+class _Workers:
+    """Worker processes, started on first need and shared by every classifier of a run; the
+    time they take to start is measured apart, never charged to a classifier."""
+
+    def __init__(self, n_jobs: int):
+        self.n_jobs = n_jobs
+        self.parallel = None
+        self.startup_seconds = 0.0
+
+    def map(self, tasks: list[tuple]) -> list:
+        from joblib import Parallel, delayed
+
+        if self.parallel is None:
+            t0 = time.perf_counter()
+            self.parallel = Parallel(n_jobs=self.n_jobs)
+            self.parallel.__enter__()
+            self.parallel(delayed(_noop)(i) for i in range(self.n_jobs))  # start them all
+            self.startup_seconds = time.perf_counter() - t0
+        return self.parallel(delayed(_run_fold)(*t) for t in tasks)
+
+    def close(self) -> None:
+        if self.parallel is not None:
+            self.parallel.__exit__(None, None, None)
+
+
+def label_order(labels) -> list[str]:
+    """Labels sorted as a reader expects: numerically when every label is a number
+    (``2`` before ``10``), else alphabetically."""
+    unique = set(labels)
+    try:
+        return sorted(unique, key=lambda v: (float(v), v))
+    except ValueError:
+        return sorted(unique)
+
+
+def _load(features, y) -> tuple[np.ndarray, np.ndarray | None, list[str], dict, dict]:
+    """(X, y, ids, metadata, provenance) of a path or of arrays."""
+    if isinstance(features, str | os.PathLike):
+        from ..store import load_features, no_features_error
+
+        X, y, ids, meta = load_features(features)
+        if len(X) == 0:
+            raise no_features_error(features, meta)
+        provenance = {"path": str(Path(features).resolve()),
+                      "config_hash": meta.get("config_hash"), "model": meta.get("model"),
+                      "layers": meta.get("layers"), "pool": meta.get("pool"),
+                      "precision": meta.get("precision")}
+        return X, y, ids, meta, {k: v for k, v in provenance.items() if v is not None}
+    X = np.asarray(features)
+    if X.ndim != 2:
+        raise ConfigError(f"features must be a 2-D array (images x values), got shape {X.shape}")
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ConfigError(f"labels must be 1-D (one label per row), got shape {y.shape}")
+        if len(y) != len(X):
+            raise ConfigError(f"{len(y)} labels for {len(X)} rows of features")
+    return X, y, [str(i) for i in range(len(X))], {}, {"path": None, "shape": list(X.shape)}
+
+
+def check_settings(folds: int, repeats: int, shots: int, pca, n_jobs: int | None) -> None:
+    """One line naming the argument for every setting that cannot work."""
+    for name, value, least in (("folds", folds, 2), ("repeats", repeats, 1), ("shots", shots, 1)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise ConfigError(f"{arg(name, value)}: must be a whole number, at least {least}")
+    if n_jobs is not None and (not isinstance(n_jobs, int | np.integer) or n_jobs == 0
+                               or n_jobs < -1):
+        raise ConfigError(f"{arg('n_jobs', n_jobs)}: must be at least 1 (or -1: every core)")
+    if pca is None:
+        return
+    whole = isinstance(pca, int | np.integer) or (isinstance(pca, float) and pca.is_integer())
+    if isinstance(pca, bool) or not (whole and pca >= 1 or 0 < pca < 1):
+        raise ConfigError(f"{arg('pca', pca)}: give a whole number of components (at least 1) "
+                          f"or the fraction of variance to keep (between 0 and 1)")
 
 
 def classify(features, y=None, *, classifiers=("knn", "lda", "svm"), protocol: str = "kfold",
@@ -106,40 +209,61 @@ def classify(features, y=None, *, classifiers=("knn", "lda", "svm"), protocol: s
 
     ``features`` is an imgfeat output (folder or file) or an array ``X`` with labels ``y``.
     ``classifiers`` holds names (``knn``, ``lda``, ``svm``, ``svm-rbf``, ``logreg``, ``ridge``,
-    ``rf``) or any scikit-learn estimators. Folds run in parallel (``n_jobs``, default the
-    cores) in worker processes, each with one BLAS thread, so the cores are never
-    oversubscribed; ``n_jobs=1`` runs in this process (best for small sets).
+    ``rf``) or any scikit-learn estimators. A classifier's first fold runs in this process;
+    when the rest would take more than a couple of seconds, they run in parallel worker
+    processes (``n_jobs``, default the cores), each with one BLAS thread, so the cores are
+    never oversubscribed. ``n_jobs=1`` keeps everything in this process. The time reported
+    for a classifier never includes starting the workers.
     """
-    if isinstance(features, str | os.PathLike):
-        from ..store import load_features
-
-        X, y, ids, meta = load_features(features)
-    else:
-        X = np.asarray(features)
-        ids, meta = [str(i) for i in range(len(X))], {}
+    check_settings(folds, repeats, shots, pca, n_jobs)
+    X, y, ids, meta, provenance = _load(features, y)
     if y is None:
         raise ConfigError("these features have no labels: nothing to classify against")
     y = np.asarray(y).astype(str)
     X = np.nan_to_num(np.asarray(X, dtype=np.float32))
+    labels = label_order(y.tolist())
+    if len(labels) < 2:
+        raise ConfigError(f"classification needs at least 2 classes; every one of the {len(y)} "
+                          f"images has the label {labels[0]!r}")
     fold_list = build_folds(protocol, y, ids, meta, folds=folds, repeats=repeats, seed=seed,
                             shots=shots)
-    labels = sorted(set(y.tolist()))
-    jobs = n_jobs or default_threads()
+    if isinstance(pca, int | float) and pca >= 1:
+        fewest = min(len(f.train) for f in fold_list)
+        if pca > min(fewest, X.shape[1]):
+            raise ConfigError(f"{arg('pca', int(pca))}: more components than a fold has training "
+                              f"images ({fewest}) or features ({X.shape[1]}); use at most "
+                              f"{min(fewest, X.shape[1])}")
     names = [c if isinstance(c, str) else type(c).__name__ for c in classifiers]
     if len(set(names)) != len(names):
         raise ConfigError("classifier names must be unique")
+    for clf in classifiers:
+        make_classifier(clf)  # fail fast on an unknown name
+    jobs = default_threads() if n_jobs in (None, -1) else n_jobs
     report = ClassifyReport(protocol, {"folds": folds, "repeats": repeats, "seed": seed,
                                        "shots": shots, "standardize": standardize, "pca": pca,
                                        "n_samples": int(len(y)), "n_features": int(X.shape[1]),
-                                       "n_classes": len(labels), "source": meta.get("model")})
-    for name, clf in zip(names, classifiers, strict=True):
-        make_classifier(clf)  # fail fast on an unknown name
-        t0 = time.perf_counter()
-        rows = Parallel(n_jobs=jobs)(
-            delayed(_run_fold)(X, y, clf, f, standardize, pca, seed, labels) for f in fold_list)
-        conf = sum(c for _, c in rows)
-        report.results.append(ClassifierResult(name, [r for r, _ in rows], conf, labels,
-                                               time.perf_counter() - t0))
+                                       "n_classes": len(labels), "source": meta.get("model"),
+                                       "features": provenance})
+    workers = _Workers(jobs)
+    try:
+        for name, clf in zip(names, classifiers, strict=True):
+            tasks = [(X, y, clf, f, standardize, pca, seed, labels) for f in fold_list]
+            t0 = time.perf_counter()
+            rows = [_run_fold(*tasks[0], blas_threads=jobs)]
+            rest = tasks[1:]
+            if jobs > 1 and (time.perf_counter() - t0) * len(rest) > IN_PROCESS_SECONDS:
+                started = workers.parallel is not None
+                rows += workers.map(rest)
+                startup = 0.0 if started else workers.startup_seconds
+            else:
+                rows += [_run_fold(*t, blas_threads=jobs) for t in rest]
+                startup = 0.0
+            conf = sum(c for _, c in rows)
+            report.results.append(ClassifierResult(name, [r for r, _ in rows], conf, labels,
+                                                   time.perf_counter() - t0 - startup))
+    finally:
+        workers.close()
+    report.settings["workers_startup_seconds"] = round(workers.startup_seconds, 2)
     return report
 
 

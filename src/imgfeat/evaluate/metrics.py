@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, cohen_kappa_score, f1_score
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "kappa")
 
 
 def fold_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Every metric of :data:`METRICS` for one fold's predictions."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, cohen_kappa_score, f1_score
+
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 from ..errors import ConfigError
 
@@ -28,6 +27,8 @@ def kfold(y: np.ndarray, folds: int = 10, repeats: int = 10, seed: int = 0) -> l
     if counts.min() < folds:
         raise ConfigError(f"the smallest class has {counts.min()} images, fewer than {folds} "
                           f"folds; use --folds {max(2, int(counts.min()))}")
+    from sklearn.model_selection import StratifiedKFold
+
     out = []
     for r in range(repeats):
         skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed + r)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import StoreError
-from ..pipeline import ShardData
+from ..usage import arg
 from .atomic import atomic_path, read_json, remove_temporaries, write_json
 from .formats import (
     FINAL_FILES,
@@ -24,9 +27,40 @@ from .formats import (
     write_shard,
 )
 
+if TYPE_CHECKING:
+    from ..pipeline import ShardData
+
 META = "_imgfeat.json"
 MANIFESTS = "_manifests"
-FAILURES = "failures.csv"
+#: the list of failed images; its leading underscore keeps it out of the Parquet dataset that
+#: pandas, polars, duckdb and pyarrow read from the folder (failed rows are in the dataset too)
+FAILURES = "_failures.csv"
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """Read one of an output's JSON files; a damaged one is a one-line :class:`StoreError`."""
+    path = Path(path)
+    try:
+        data = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{path} is damaged ({getattr(exc, 'msg', exc)}); remove "
+                         f"{path.parent if path.name == META else path.parent.parent} or run "
+                         f"again with {arg('overwrite', True)}") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise StoreError(f"{path} is damaged (not a JSON object); remove it or run again with "
+                         f"{arg('overwrite', True)}")
+    return data
+
+
+def no_features_error(path: str | os.PathLike, meta: dict) -> StoreError:
+    """The error for an output with no vectors: say why (every image failed) and where to look."""
+    failed = len(meta.get("failures") or [])
+    if failed:
+        where = Path(path) / FAILURES if Path(path).is_dir() else path
+        return StoreError(f"no features in {path}: all {failed} images failed, see {where}")
+    return StoreError(f"no features in {path}: it holds no finished shard yet")
 
 
 class JobStore:
@@ -57,8 +91,8 @@ class JobStore:
             self._remove_outputs()
             existing = False
         elif existing and not resume:
-            raise StoreError(f"{out} already holds an imgfeat output: use --resume to finish it "
-                             f"or --overwrite to replace it")
+            raise StoreError(f"{out} already holds an imgfeat output: use {arg('resume', True)} "
+                             f"to finish it or {arg('overwrite', True)} to replace it")
         elif not existing and out.is_dir() and any(out.iterdir()) and not overwrite:
             raise StoreError(f"{out} is not empty and holds no imgfeat output; choose a new or "
                              f"empty folder")
@@ -69,7 +103,7 @@ class JobStore:
         if not os.access(out, os.W_OK | os.X_OK):
             raise StoreError(f"output folder is not writable: {out}")
         if existing:
-            old = read_json(self.meta_path)
+            old = read_meta(self.meta_path)
             if old.get("config_hash") != self.config_hash:
                 diff = _differences(old.get("config", {}), self.config)
                 raise StoreError(
@@ -85,7 +119,7 @@ class JobStore:
         return set()
 
     def is_complete(self) -> bool:
-        return self.meta_path.is_file() and bool(read_json(self.meta_path).get("complete"))
+        return self.meta_path.is_file() and bool(read_meta(self.meta_path).get("complete"))
 
     def done_shards(self) -> set[int]:
         folder = self.out / MANIFESTS
@@ -108,7 +142,7 @@ class JobStore:
 
     def finish(self, n_shards: int) -> dict:
         """Merge (npy/csv), write the failures list, and mark the job complete. Returns counts."""
-        manifests = [read_json(self.manifest_path(i)) for i in range(n_shards)]
+        manifests = [read_meta(self.manifest_path(i)) for i in range(n_shards)]
         if self.fmt != "parquet":
             write_final(self.out, self.fmt, [shard_file(self.out, self.fmt, i)
                                              for i in range(n_shards)])
@@ -130,7 +164,16 @@ class JobStore:
         return summary
 
     def summary(self) -> dict:
-        return read_json(self.meta_path).get("summary") or {}
+        return read_meta(self.meta_path).get("summary") or {}
+
+    def discard(self) -> None:
+        """Remove everything this job wrote (the folder too if it is then empty): a strict stop
+        leaves nothing that blocks the same command once the bad image is fixed."""
+        remove_temporaries(self.out)
+        if self.meta_path.is_file():
+            self._remove_outputs()
+        if self.out.is_dir() and not any(self.out.iterdir()):
+            self.out.rmdir()
 
     def metadata_with_hash(self) -> dict:
         return {**self.metadata, "config_hash": self.config_hash, "format": self.fmt}
@@ -153,6 +196,9 @@ class JobStore:
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the settings that differ (compared as JSON, as they are stored: a
+    tuple and the list it was saved as are equal)."""
+    old, new = _as_json(old), _as_json(new)
     keys = sorted(set(old) | set(new))
     out = []
     for k in keys:
@@ -162,6 +208,10 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{k}")
     return out
+
+
+def _as_json(value):
+    return json.loads(json.dumps(value, default=str))
 
 
 def load_features(path: str | os.PathLike, ) -> tuple[np.ndarray, np.ndarray | None, list[str],
@@ -178,7 +228,7 @@ def load_features(path: str | os.PathLike, ) -> tuple[np.ndarray, np.ndarray | N
     if p.is_dir():
         if not (p / META).is_file():
             raise StoreError(f"{p} is not an imgfeat output (no {META})")
-        job = read_json(p / META)
+        job = read_meta(p / META)
         fmt = job["format"]
         meta = {**job["metadata"], "source": job["config"].get("source"),
                 "config_hash": job["config_hash"], "format": fmt,
@@ -239,10 +289,15 @@ def _from_shards(shards: list[dict], meta: dict, dim: int, dtype: str):
     return _result(X, labels, ids, paths, splits, failures, meta)
 
 
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
+
+
 def _result(X, labels, ids, paths, splits, failures, meta):
     labels = [lab if lab not in ("", None) else None for lab in labels]
     y = None if all(lab is None for lab in labels) else np.array(
         [lab if lab is not None else "" for lab in labels], dtype=str)
+    if y is not None and all(_INTEGER.fullmatch(lab) for lab in y.tolist()):
+        y = y.astype(np.int64)  # integer labels come back as integers ("007" stays a string)
     meta = {**meta, "paths": list(paths), "splits": list(splits), "failures": failures}
     return np.asarray(X), y, list(ids), meta
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..pipeline import ShardData
+from ..errors import StoreError
 from .atomic import atomic_path
+
+if TYPE_CHECKING:
+    from ..pipeline import ShardData
 
 PARTS = "_parts"
 
@@ -160,11 +164,17 @@ def read_orange_csv(path: Path) -> tuple[np.ndarray, list[str]]:
     """Read a ``Class,n0,n1,…`` CSV into (X, labels)."""
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
-        header = next(reader)
+        header = next(reader, [])
         rows = list(reader)
     if not header or header[0] != "Class":
-        raise ValueError(f"{path.name}: expected a 'Class,n0,n1,…' header")
+        found = ",".join(header[:3]) + (",…" if len(header) > 3 else "")
+        raise StoreError(f"{path}: expected a features CSV whose header is Class,n0,n1,… (the "
+                         f"label column first), found {found or 'an empty line'}")
     labels = [r[0] for r in rows]
-    X = np.array([[float(v) for v in r[1:]] for r in rows], dtype=np.float32).reshape(
-        len(rows), len(header) - 1)
+    try:
+        X = np.array([[float(v) for v in r[1:]] for r in rows], dtype=np.float32).reshape(
+            len(rows), len(header) - 1)
+    except ValueError as exc:
+        raise StoreError(f"{path}: not a features CSV (a row with a non-number or a different "
+                         f"length: {exc})") from None
     return X, labels
