@@ -60,7 +60,8 @@ def test_models_and_info(capsys):
 def test_sample(tmp_path, image_folder, capsys):
     assert main(["sample", str(image_folder), "-n", "6", "-o", str(tmp_path / "s")]) == 0
     assert "wrote 6 images in 3 classes" in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["cats", "dogs", "owls"]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir() if not p.name.startswith(".")) == [
+        "cats", "dogs", "owls"]
 
 
 def test_slow_precision_is_one_warning_line(tmp_path, image_folder, capsys, monkeypatch):

@@ -58,7 +58,7 @@ def test_bad_files_are_recorded_and_the_rest_unaffected(messy_folder, tmp_path):
     Xc, _, idc, _ = load_features(clean)
     np.testing.assert_allclose(Xc[idc.index("img0.png")], X[ids.index("cats/img0.png")],
                                rtol=1e-5, atol=1e-6)
-    assert (tmp_path / "o" / "failures.csv").read_text().count("\n") == 4
+    assert (tmp_path / "o" / "_failures.csv").read_text().count("\n") == 4
 
 
 def test_a_batch_of_only_bad_images(tmp_path):

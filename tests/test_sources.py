@@ -56,7 +56,7 @@ def test_arrays_nhwc_and_flat():
     flat = data.reshape(4, -1)
     src2 = ArraySource(flat, height=10, width=12, channels=3)
     assert np.array_equal(np.asarray(src2.read(src2.items[1])), data[1])
-    with pytest.raises(SourceError, match="--height"):
+    with pytest.raises(SourceError, match="need height and width"):
         ArraySource(flat)
 
 

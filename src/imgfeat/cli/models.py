@@ -39,7 +39,7 @@ def run_models(args: argparse.Namespace) -> int:
         every = [r["model"] for r in list_models("*", pretrained_only=args.pretrained)]
         close = difflib.get_close_matches(args.pattern.strip("*?[]").lower(), every, n=5,
                                           cutoff=0.6)
-        raise ModelError(f"no model matches {args.pattern!r}" + (
+        raise ModelError(f"no model matches '{args.pattern}'" + (
             f"; did you mean {', '.join(close)}?" if close else "; try 'imgfeat models' for all"))
     width = max([len(r["model"]) for r in rows] + [5])
     print(f"{'model':<{width}}  weights")

@@ -53,7 +53,8 @@ def official(ids: list[str], splits: list[str | None] | None = None,
         raise ConfigError("no official split: the features have no split column and their "
                           "source no split protocol")
     s = np.array([x or "" for x in splits])
-    tr, te = np.flatnonzero(np.isin(s, ["train", "val", "trainval"])), np.flatnonzero(s == "test")
+    tr = np.flatnonzero(np.isin(s, ["train", "val", "valid", "validation", "trainval"]))
+    te = np.flatnonzero(s == "test")
     if not len(tr) or not len(te):
         raise ConfigError("the split column needs both train (or val) and test rows")
     return [Fold(0, 0, tr, te)]

@@ -10,6 +10,7 @@ from PIL import Image
 
 from ..decode import MAX_PIXELS, array_to_rgb
 from ..errors import DecodeError, SourceError
+from ..usage import arg
 from .base import Item, Source
 
 
@@ -29,13 +30,17 @@ class ArraySource(Source):
             labels = _load(Path(labels))
         data = np.asarray(data) if not isinstance(data, np.ndarray) else data
         if data.ndim == 2:
+            d = data.shape[1]
             if not (height and width):
-                raise SourceError(f"flat rows of {data.shape[1]} values need --height and --width "
-                                  f"(and --channels)")
+                raise SourceError(f"flat rows of {d} values need {arg('height')} and "
+                                  f"{arg('width')} (and {arg('channels')}){_square_hint(d)}")
             c = channels or 1
-            if height * width * c != data.shape[1]:
-                raise SourceError(f"rows have {data.shape[1]} values, not {height}x{width}x{c} = "
-                                  f"{height * width * c}")
+            if height * width * c != d:
+                hint = ""
+                if channels is None and height * width * 3 == d:
+                    hint = f"; RGB rows? add {arg('channels', 3)}"
+                raise SourceError(f"rows have {d} values, not {height}x{width}x{c} = "
+                                  f"{height * width * c}{hint}")
             data = data.reshape(len(data), height, width, c) if c > 1 else data.reshape(
                 len(data), height, width)
         elif data.ndim == 4 and data.shape[1] in (1, 3, 4) and data.shape[3] not in (1, 3, 4):
@@ -46,7 +51,11 @@ class ArraySource(Source):
             raise SourceError("image array is empty")
         self.data = data
         if labels is not None:
-            labels = np.asarray(labels).reshape(-1)
+            labels = np.asarray(labels)
+            if labels.ndim != 1:
+                hint = " (one-hot rows? pass y.argmax(1))" if labels.ndim == 2 else ""
+                raise SourceError(f"labels must be 1-D, one per image: got shape "
+                                  f"{labels.shape} for {len(data)} images{hint}")
             if len(labels) != len(data):
                 raise SourceError(f"{len(labels)} labels for {len(data)} images")
         width_id = len(str(len(data) - 1))
@@ -66,6 +75,16 @@ class ArraySource(Source):
         return {"kind": self.kind, "path": str(self.data_path.resolve()) if self.data_path else None,
                 "shape": list(self.data.shape), "dtype": str(self.data.dtype),
                 "count": len(self.items)}
+
+
+def _square_hint(d: int) -> str:
+    """A suggestion for flat rows of ``d`` values that are square grey or RGB images."""
+    for c in (1, 3):
+        side = round((d / c) ** 0.5)
+        if side * side * c == d:
+            extra = f" {arg('channels', 3)}" if c == 3 else ""
+            return f"; square images? {arg('height', side)} {arg('width', side)}{extra}"
+    return ""
 
 
 def _load(path: Path) -> np.ndarray:

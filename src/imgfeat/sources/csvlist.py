@@ -6,10 +6,14 @@ import csv
 import os
 from pathlib import Path
 
+from ..decode import is_image_file
 from ..errors import SourceError
 from .base import Item, Source
 
 HEADER_WORDS = {"label", "class", "path", "file", "filename", "image", "split", "target", "y"}
+#: what a list should look like, said up front when it does not
+LAYOUT = ("rows of label,path (a third column, split, is optional), or a header line naming "
+          "the columns (label, path, split)")
 
 
 class CsvSource(Source):
@@ -50,8 +54,10 @@ class CsvSource(Source):
             if cols["path"] is None:
                 raise SourceError(f"{self.path} line {first_line}: header has no path column "
                                   f"(path, file, filename or image)")
-        elif len(first) == 3:
-            width, cols["split"] = 3, 2
+        else:
+            self._check_layout(numbered)
+            if len(first) == 3:
+                width, cols["split"] = 3, 2
         items: list[Item] = []
         seen: dict[str, int] = {}
         for line, row in numbered:
@@ -75,6 +81,23 @@ class CsvSource(Source):
         if not items:
             raise SourceError(f"CSV list has no rows: {self.path}")
         super().__init__(items)
+
+    def _check_layout(self, numbered: list[tuple[int, list[str]]]) -> None:
+        """Refuse a headerless list whose rows are not ``label,path[,split]`` before any image
+        is tried, saying what the list should look like."""
+        line, first = numbered[0]
+        if len(first) == 1:
+            raise SourceError(f"{self.path} line {line} has one column ({first[0].strip()!r}); a "
+                              f"CSV list has {LAYOUT}")
+        if len(first) not in (2, 3):
+            raise SourceError(f"{self.path} line {line} has {len(first)} columns; a CSV list "
+                              f"has {LAYOUT}")
+        rows = [r for _, r in numbered[:50] if len(r) >= 2]
+        swapped = sum(is_image_file(r[0].strip()) and not is_image_file(r[1].strip())
+                      for r in rows)
+        if rows and swapped > len(rows) / 2:
+            raise SourceError(f"{self.path}: the columns look swapped (line {line} is "
+                              f"{','.join(c.strip() for c in first)}); a CSV list has {LAYOUT}")
 
     def describe(self) -> dict:
         return {"kind": self.kind, "path": str(self.path.resolve()), "count": len(self.items)}

@@ -11,6 +11,10 @@ from ..errors import SourceError
 from .base import Item, Source
 
 LABEL_MODES = ("auto", "subfolder", "pattern", "none")
+#: top-level folder names read as a split, not a label (``train/<class>/…``), and the split
+#: each names
+SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val",
+                 "validation": "val", "trainval": "trainval", "test": "test", "testing": "test"}
 
 
 def scan_images(root: Path) -> list[Path]:
@@ -28,7 +32,9 @@ class FolderSource(Source):
 
     ``labels``: ``auto`` (sub-folder names when every image is in one, else none), ``subfolder``
     (the first folder under the root), ``pattern`` (the first group, or the whole match, of
-    ``label_pattern`` searched in the file name), or ``none``.
+    ``label_pattern`` searched in the file name), or ``none``. When every top-level folder is a
+    split (``train``, ``val``, ``test``, …), that folder is the item's split and the folder
+    below it its label, so ``train/cats/1.png`` is a cat in the training split.
     """
 
     kind = "folder"
@@ -51,32 +57,37 @@ class FolderSource(Source):
         try:
             regex = re.compile(label_pattern) if label_pattern else None
         except re.error as exc:
-            raise SourceError(f"bad label pattern {label_pattern!r}: {exc}") from None
+            raise SourceError(f"bad label pattern '{label_pattern}': {exc}") from None
         paths = scan_images(self.root)
         if not paths:
             raise SourceError(f"no images found under {self.root}")
         rels = [p.relative_to(self.root).as_posix() for p in paths]
+        self.split_folders = all("/" in r and r.split("/", 1)[0].lower() in SPLIT_FOLDERS
+                                 for r in rels)
+        within = [r.split("/", 1)[1] if self.split_folders else r for r in rels]
         if labels == "auto":
-            labels = "subfolder" if all("/" in r for r in rels) else "none"
+            labels = "subfolder" if all("/" in r for r in within) else "none"
         items = []
-        for path, rel in zip(paths, rels, strict=True):
+        for path, rel, inner in zip(paths, rels, within, strict=True):
             label: str | None = None
             error = None
+            split = SPLIT_FOLDERS[rel.split("/", 1)[0].lower()] if self.split_folders else None
             if labels == "subfolder":
-                label = rel.split("/", 1)[0] if "/" in rel else None
+                label = inner.split("/", 1)[0] if "/" in inner else None
             elif regex is not None:
                 m = regex.search(path.name)
                 if m:
                     label = m.group(1) if m.groups() else m.group(0)
                 else:
-                    error = f"file name does not match label pattern {label_pattern!r}"
-            items.append(Item(id=rel, path=str(path), label=label, error=error))
+                    error = f"file name does not match label pattern '{label_pattern}'"
+            items.append(Item(id=rel, path=str(path), label=label, split=split, error=error))
         if regex is not None and all(it.error for it in items):
             raise SourceError(f"no file name under {self.root} matches the label pattern "
-                              f"{label_pattern!r}")
+                              f"'{label_pattern}'")
         self.resolved_labels = labels
         super().__init__(items)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "root": str(self.root.resolve()), "labels": self.resolved_labels,
-                "label_pattern": self.label_pattern, "count": len(self.items)}
+                "label_pattern": self.label_pattern, "count": len(self.items),
+                **({"splits": "folders"} if self.split_folders else {})}

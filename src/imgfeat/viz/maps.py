@@ -8,12 +8,22 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..evaluate.classify import label_order
 from ..store.atomic import atomic_path
+from ..usage import arg
+
+#: the fewest images each projection can place (t-SNE needs a perplexity below the count)
+MIN_POINTS = {"pca": 2, "tsne": 4, "umap": 5}
 
 
 def embed_2d(X: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
     """Project features to 2-D."""
+    if method not in MIN_POINTS:
+        raise ConfigError(f"unknown method {method!r}: use pca, tsne or umap")
     X = np.nan_to_num(np.asarray(X, dtype=np.float32))
+    if X.ndim != 2 or len(X) < MIN_POINTS[method] or X.shape[1] < 2:
+        raise ConfigError(f"{arg('method', method)} needs at least {MIN_POINTS[method]} images of "
+                          f"2 or more values; these features are {' x '.join(map(str, X.shape))}")
     if method == "pca":
         from sklearn.decomposition import PCA
 
@@ -35,6 +45,15 @@ def embed_2d(X: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
     raise ConfigError(f"unknown method {method!r}: use pca, tsne or umap")
 
 
+def _load(features):
+    from ..store import load_features, no_features_error
+
+    X, y, ids, meta = load_features(features)
+    if len(X) == 0:
+        raise no_features_error(features, meta)
+    return X, y, ids, meta
+
+
 def plot_features(features, output: str | os.PathLike, method: str = "pca",
                   seed: int = 0) -> Path:
     """Write a PNG scatter of the features' 2-D map, one colour per label."""
@@ -45,12 +64,11 @@ def plot_features(features, output: str | os.PathLike, method: str = "pca",
         import matplotlib.pyplot as plt
     except ImportError:
         raise ConfigError("plots need matplotlib: pip install 'imgfeat[viz]'") from None
-    from ..store import load_features
 
-    X, y, ids, meta = load_features(features)
+    X, y, ids, meta = _load(features)
     xy = embed_2d(X, method, seed)
-    labels = y if y is not None else np.array(["(no label)"] * len(X))
-    classes = sorted(set(labels.tolist()))
+    labels = y.astype(str) if y is not None else np.array(["(no label)"] * len(X))
+    classes = label_order(labels.tolist())
     fig, ax = plt.subplots(figsize=(8, 7))
     cmap = plt.get_cmap("tab20" if len(classes) > 10 else "tab10")
     for k, c in enumerate(classes):
@@ -77,12 +95,10 @@ def plot_features_html(features, output: str | os.PathLike, method: str = "pca",
     label, with its id and label on hover; clicking a legend entry hides or shows a class."""
     import html
 
-    from ..store import load_features
-
-    X, y, ids, meta = load_features(features)
+    X, y, ids, meta = _load(features)
     xy = embed_2d(X, method, seed)
-    labels = y.tolist() if y is not None else ["(no label)"] * len(X)
-    classes = sorted(set(labels))
+    labels = y.astype(str).tolist() if y is not None else ["(no label)"] * len(X)
+    classes = label_order(labels)
     lo, hi = xy.min(0), xy.max(0)
     span = np.where(hi > lo, hi - lo, 1.0)
     pts = (xy - lo) / span * 560 + 20
