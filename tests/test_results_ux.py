@@ -176,3 +176,17 @@ def test_sample_keeps_file_names(tmp_path, image_folder):
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()
                    and not p.name.startswith("."))
     assert len(names) == 6 and all(n.split("/")[1].startswith("img") for n in names)
+
+
+def test_slow_folds_go_to_workers_with_the_same_scores(monkeypatch):
+    import importlib
+
+    module = importlib.import_module("imgfeat.evaluate.classify")
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(60, 6)), np.repeat([0, 1, 2], 20)
+    here = imgfeat.classify(X, y, classifiers=["knn", "lda"], folds=3, repeats=2, n_jobs=2)
+    monkeypatch.setattr(module, "IN_PROCESS_SECONDS", 0.0)  # every fold now counts as slow
+    there = imgfeat.classify(X, y, classifiers=["knn", "lda"], folds=3, repeats=2, n_jobs=2)
+    assert there.settings["workers_startup_seconds"] > 0
+    for a, b in zip(here.results, there.results, strict=True):
+        assert a.folds == b.folds and (a.confusion == b.confusion).all()

@@ -108,11 +108,11 @@ class ClassifyReport:
 IN_PROCESS_SECONDS = 2.0
 
 
-def _run_fold(X, y, classifier, fold: Fold, standardize, pca, seed, labels, blas_threads=1):
+def _run_fold(X, y, classifier, fold: Fold, standardize, pca, seed, labels):
     from sklearn.metrics import confusion_matrix
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(blas_threads):
+    with threadpool_limits(1):  # one BLAS thread, here as in a worker: the same numbers
         est = make_classifier(classifier, standardize=standardize, pca=pca, seed=seed)
         est.fit(X[fold.train], y[fold.train])
         pred = est.predict(X[fold.test])
@@ -121,8 +121,13 @@ def _run_fold(X, y, classifier, fold: Fold, standardize, pca, seed, labels, blas
     return row, confusion_matrix(y[fold.test], pred, labels=labels)
 
 
-def _noop(i: int) -> int:
-    return i
+def _warm_up(classifiers: list[str]) -> None:
+    """Import in a worker what its folds need, so that no classifier is charged for it."""
+    import sklearn.metrics  # noqa: F401
+    import threadpoolctl  # noqa: F401
+
+    for name in classifiers:
+        make_classifier(name)
 
 
 class _Workers:
@@ -134,14 +139,14 @@ class _Workers:
         self.parallel = None
         self.startup_seconds = 0.0
 
-    def map(self, tasks: list[tuple]) -> list:
+    def map(self, tasks: list[tuple], names: list[str]) -> list:
         from joblib import Parallel, delayed
 
         if self.parallel is None:
             t0 = time.perf_counter()
             self.parallel = Parallel(n_jobs=self.n_jobs)
             self.parallel.__enter__()
-            self.parallel(delayed(_noop)(i) for i in range(self.n_jobs))  # start them all
+            self.parallel(delayed(_warm_up)(names) for _ in range(self.n_jobs))
             self.startup_seconds = time.perf_counter() - t0
         return self.parallel(delayed(_run_fold)(*t) for t in tasks)
 
@@ -237,7 +242,7 @@ def classify(features, y=None, *, classifiers=("knn", "lda", "svm"), protocol: s
     if len(set(names)) != len(names):
         raise ConfigError("classifier names must be unique")
     for clf in classifiers:
-        make_classifier(clf)  # fail fast on an unknown name
+        make_classifier(clf)  # fail fast on an unknown name (and import what it needs)
     jobs = default_threads() if n_jobs in (None, -1) else n_jobs
     report = ClassifyReport(protocol, {"folds": folds, "repeats": repeats, "seed": seed,
                                        "shots": shots, "standardize": standardize, "pca": pca,
@@ -245,19 +250,21 @@ def classify(features, y=None, *, classifiers=("knn", "lda", "svm"), protocol: s
                                        "n_classes": len(labels), "source": meta.get("model"),
                                        "features": provenance})
     workers = _Workers(jobs)
+    by_name = [c for c in classifiers if isinstance(c, str)]
     try:
         for name, clf in zip(names, classifiers, strict=True):
             tasks = [(X, y, clf, f, standardize, pca, seed, labels) for f in fold_list]
             t0 = time.perf_counter()
-            rows = [_run_fold(*tasks[0], blas_threads=jobs)]
-            rest = tasks[1:]
-            if jobs > 1 and (time.perf_counter() - t0) * len(rest) > IN_PROCESS_SECONDS:
-                started = workers.parallel is not None
-                rows += workers.map(rest)
-                startup = 0.0 if started else workers.startup_seconds
-            else:
-                rows += [_run_fold(*t, blas_threads=jobs) for t in rest]
-                startup = 0.0
+            rows, startup = [], 0.0
+            while tasks:  # in this process while the rest would be quick (the last fold says)
+                t_fold = time.perf_counter()
+                rows.append(_run_fold(*tasks.pop(0)))
+                last = time.perf_counter() - t_fold
+                if tasks and jobs > 1 and last * len(tasks) > IN_PROCESS_SECONDS:
+                    started = workers.parallel is not None
+                    rows += workers.map(tasks, by_name)
+                    startup = 0.0 if started else workers.startup_seconds
+                    break
             conf = sum(c for _, c in rows)
             report.results.append(ClassifierResult(name, [r for r, _ in rows], conf, labels,
                                                    time.perf_counter() - t0 - startup))
