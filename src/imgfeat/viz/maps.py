@@ -24,10 +24,10 @@ def embed_2d(X: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
     if X.ndim != 2 or len(X) < MIN_POINTS[method] or X.shape[1] < 2:
         raise ConfigError(f"{arg('method', method)} needs at least {MIN_POINTS[method]} images of "
                           f"2 or more values; these features are {' x '.join(map(str, X.shape))}")
-    if method == "pca":
-        from sklearn.decomposition import PCA
-
-        return PCA(n_components=2, random_state=seed).fit_transform(X)
+    if method == "pca":  # the two leading principal axes, by SVD (no scikit-learn to import)
+        centred = X - X.mean(0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        return centred @ vt[:2].T
     if method == "tsne":
         from sklearn.decomposition import PCA
         from sklearn.manifold import TSNE
