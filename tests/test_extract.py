@@ -70,7 +70,7 @@ def test_arrays_and_csv_sources(tmp_path, image_folder):
     extract(tmp_path / "X.npy", tmp_path / "a", data_labels=tmp_path / "y.npy", **TINY,
             progress=False)
     X, y, ids, _ = load_features(tmp_path / "a")
-    assert X.shape == (6, 256) and list(y) == ["0", "1", "2", "0", "1", "2"] and ids[0] == "0"
+    assert X.shape == (6, 256) and list(y) == [0, 1, 2, 0, 1, 2] and ids[0] == "0"
     (tmp_path / "list.csv").write_text(f"cats,{image_folder}/cats/img0.png\ndogs,missing.png\n")
     res = extract(tmp_path / "list.csv", tmp_path / "c", **TINY, progress=False)
     assert (res.ok, res.failed) == (1, 1)
@@ -81,7 +81,7 @@ def test_arrays_and_csv_sources(tmp_path, image_folder):
 def test_existing_output_needs_resume_and_same_config(image_folder, tmp_path):
     out = tmp_path / "o"
     extract(image_folder, out, **TINY, progress=False)
-    with pytest.raises(StoreError, match="--resume"):
+    with pytest.raises(StoreError, match="resume=True"):
         extract(image_folder, out, **TINY, progress=False)
     res = extract(image_folder, out, **TINY, progress=False, resume=True)
     assert res.shards_skipped == res.shards  # finished job: nothing to do
