@@ -33,7 +33,8 @@ class ModelConfig:
     resize: str = "crop"
     output_stride: int | None = None
     precision: str = "fp32"
-    layers: str = "pooled"
+    #: None: ``pooled`` for avg, ``final`` for other poolings, the pooling's stages for RADAM
+    layers: str | None = None
     pool: str = "avg"
     pool_args: tuple[tuple[str, float | int | str], ...] = ()
     #: fold BatchNorm into the preceding convolutions (checked on a probe; ~1.2x on CPU)

@@ -23,60 +23,89 @@ LCG_A, LCG_B, LCG_C = 75, 74, 2**16 + 1
 STAGE_SELECTIONS = ("all", "last", "top_quarter", "middle", "quarter")
 
 
-def lcg_stream(length: int, start: int | None = None) -> np.ndarray:
-    """``length`` values of the paper's LCG. The start value defaults to ``length + 2``, the
-    choice of the authors' ELM code (a deterministic, size-dependent seed that never hits the
-    generator's fixed point)."""
-    x = np.empty(length, dtype=np.float64)
-    x[0] = (length + 2) if start is None else start
+#: length of the authors' stored stream (their ``RAE_LCG_weights.pkl``)
+LCG_STREAM_LENGTH = 2**18
+
+
+def lcg_stream(length: int = LCG_STREAM_LENGTH, start: int = 1) -> np.ndarray:
+    """``length`` values of the paper's LCG from ``x0 = start``: the authors' stored stream
+    (1, 149, 11249, 57305, …) is ``lcg_stream(2**18)``."""
+    x = np.empty(length, dtype=np.int64)
+    x[0] = start
     for n in range(1, length):
         x[n] = (LCG_A * x[n - 1] + LCG_B) % LCG_C
     return x
 
 
+def _orthonormal_rows(w: torch.Tensor) -> torch.Tensor:
+    """(q, z) rows made orthonormal by QR with the sign of R's diagonal kept positive (the
+    authors' ``make_orthogonal``); for q = 1 this is the unit vector of the same direction."""
+    q, z = w.shape
+    flat = w.T if q < z else w
+    Q, R = torch.linalg.qr(flat)
+    Q = Q * torch.diagonal(R).sign()
+    return Q.T if q < z else Q
+
+
 def encoder_weights(m: int, q: int, z: int, source: str = "lcg", seed: int = 0) -> torch.Tensor:
-    """(m, q, z) random rows: the k-th encoder takes the slice at offset k·q·z of one stream
-    (``lcg``) or of a seeded torch generator (``torch``); each row z-scored, then unit length."""
+    """(m, q, z) encoder weights. ``lcg``: the k-th encoder takes the q·z values at offset
+    k·q·z of the authors' stream (x0 = 1), z-scores them as one slice (unbiased std) and makes
+    its q rows orthonormal; a single weight (q·z = 1) is 1, as in their code. ``torch``: the same
+    from a seeded standard-normal stream instead of the LCG."""
     n = m * q * z
     if source == "lcg":
-        w = torch.from_numpy(lcg_stream(n)).float()
+        if n > LCG_STREAM_LENGTH:
+            raise ValueError(f"m·hidden·channels = {n} exceeds the authors' LCG stream of "
+                             f"{LCG_STREAM_LENGTH} values; use weights='torch'")
+        stream = torch.from_numpy(lcg_stream(n).astype(np.float64))
     elif source == "torch":
-        w = torch.randn(n, generator=torch.Generator().manual_seed(seed))
+        stream = torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     else:
         raise ValueError(f"weights source must be 'lcg' or 'torch', not {source!r}")
-    w = w.view(m, q, z)
-    w = (w - w.mean(-1, keepdim=True)) / w.std(-1, keepdim=True).clamp_min(1e-12)
-    return w / w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    rows = []
+    for k in range(m):
+        v = stream[k * q * z:(k + 1) * q * z]
+        if v.numel() == 1:
+            rows.append(torch.ones(1, 1, dtype=torch.float64))
+            continue
+        v = (v - v.mean()) / v.std()
+        rows.append(_orthonormal_rows(v.view(q, z)))
+    return torch.stack(rows).float()
 
 
 def positional_encoding_2d(channels: int, h: int, w: int) -> torch.Tensor:
-    """A (channels, h, w) sine/cosine encoding: half the channels encode x, half y (the
-    channel count is padded to a multiple of 4 and cut back)."""
-    c = int(math.ceil(channels / 4) * 4) // 2
-    inv_freq = 1.0 / (10000 ** (torch.arange(0, c, 2).float() / c))
-    pos_x = torch.arange(w).float()[:, None] * inv_freq[None]  # (w, c/2)
-    pos_y = torch.arange(h).float()[:, None] * inv_freq[None]
-    emb_x = torch.cat([pos_x.sin(), pos_x.cos()], dim=-1)  # (w, c)
-    emb_y = torch.cat([pos_y.sin(), pos_y.cos()], dim=-1)  # (h, c)
-    emb = torch.cat([emb_x[None].expand(h, w, c), emb_y[:, None].expand(h, w, c)], dim=-1)
-    return emb[..., :channels].permute(2, 0, 1)
+    """The authors' (channels, h, w) sine/cosine encoding: d = channels rounded up to a multiple
+    of 4 (their code adds 2, which is the same for every even channel count and fails for odd
+    ones), half = d/2, f_i = exp(-2i·ln(10000)/half); channels 0, 2, … < half hold sin(x·f_i),
+    1, 3, … cos(x·f_i) (x = column); channels half, half+2, … sin(y·f_i), half+1, … cos(y·f_i)
+    (y = row); the first ``channels`` are kept."""
+    d = -(-channels // 4) * 4
+    half = d // 2
+    freq = torch.exp(torch.arange(0.0, half, 2) * -(math.log(10000.0) / half))  # (half/2,)
+    ax = torch.arange(0.0, w)[:, None] * freq  # (w, half/2)
+    ay = torch.arange(0.0, h)[:, None] * freq
+    pe = torch.zeros(d, h, w)
+    pe[0:half:2] = ax.sin().T[:, None, :].expand(-1, h, w)
+    pe[1:half:2] = ax.cos().T[:, None, :].expand(-1, h, w)
+    pe[half::2] = ay.sin().T[:, :, None].expand(-1, h, w)
+    pe[half + 1::2] = ay.cos().T[:, :, None].expand(-1, h, w)
+    return pe[:channels]
 
 
 def select_stages(n: int, selection: str) -> list[int]:
-    """Stage indices for the paper's selections (``quarter``: the first quarter of stages,
-    ``top_quarter``: the last quarter, ``middle``: index round(n/2))."""
+    """Stage indices as the authors choose them: ``all``, or one stage at about 25 %
+    (``quarter``), 50 % (``middle``), 75 % (``top_quarter``) of the depth or the ``last``
+    (their ``FEATURE_DEPTH``: for even n round(n·f) - 1, for odd n ⌊n/4⌋·k or ⌊n/2⌋)."""
     if selection == "all":
         return list(range(n))
     if selection == "last":
         return [n - 1]
-    if selection == "middle":
-        return [round(n / 2)]
-    k = max(1, round(n / 4))
-    if selection == "quarter":
-        return list(range(k))
-    if selection == "top_quarter":
-        return list(range(n - k, n))
-    raise ValueError(f"stage selection must be one of {', '.join(STAGE_SELECTIONS)}")
+    fraction = {"quarter": 0.25, "middle": 0.5, "top_quarter": 0.75}.get(selection)
+    if fraction is None:
+        raise ValueError(f"stage selection must be one of {', '.join(STAGE_SELECTIONS)}")
+    if n % 2 == 0:
+        return [int(round(n * fraction) - 1) % n]  # their -1 (n = 2, quarter) is the last
+    return [{"quarter": n // 4, "middle": n // 2, "top_quarter": n // 4 * 3}[selection]]
 
 
 def aggregate_maps(maps: list[torch.Tensor], eps: float = 1e-10) -> torch.Tensor:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import StoreError
-from ..pipeline import ShardData
+from ..batches import ShardData
 from .atomic import atomic_path, read_json, remove_temporaries, write_json
 from .formats import (
     FINAL_FILES,

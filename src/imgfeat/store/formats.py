@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..pipeline import ShardData
+from ..batches import ShardData
 from .atomic import atomic_path
 
 PARTS = "_parts"
