@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import PIL
@@ -16,14 +16,14 @@ from ._version import __version__
 from .backbones import WeightsInfo, create_backbone
 from .backbones.fuse import fold_batchnorm
 from .backbones.samepad import edge_same_padding
+from .batches import DecodedBatch, Shard, ShardData, make_shards
 from .config import ModelConfig
 from .decode import MAX_PIXELS
 from .errors import ConfigError, DecodeError, ModelError
-from .precision import resolve_precision
 from .pooling import create_pooling
 from .pooling.radam import select_stages
+from .precision import resolve_precision
 from .preprocess import Preprocess, normalize, resolve_data_config
-from .batches import DecodedBatch, Shard, ShardData, make_shards
 from .sources import Item, Source
 
 __all__ = ["DecodedBatch", "Extractor", "Shard", "ShardData", "collate", "decode_batches",

@@ -60,7 +60,7 @@ def run_info(args: argparse.Namespace) -> int:
     pools = INFO_POOLS + (MULTI_STAGE_POOLS if info["stages"] else ())
     print(f"{'layers':<8}" + "".join(f"{p:>10}" for p in pools))
     for choice, sizes in info["vector_sizes"].items():
-        print(f"{choice:<8}" + "".join(f"{sizes[p] if p in sizes else '-':>10}" for p in pools))
+        print(f"{choice:<8}" + "".join(f"{sizes.get(p, '-'):>10}" for p in pools))
     print("(pooled is the network's own pooled vector: only --pool avg applies; radam and "
           "spectral pool the stages they select, all by default)")
     return 0

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import StoreError
 from ..batches import ShardData
+from ..errors import StoreError
 from .atomic import atomic_path, read_json, remove_temporaries, write_json
 from .formats import (
     FINAL_FILES,
