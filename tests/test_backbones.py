@@ -92,7 +92,7 @@ def test_bad_weights_file(tmp_path):
 
 def test_precision_bf16_close_to_fp32():
     a = Extractor(ModelConfig(**TINY))
-    b = Extractor(ModelConfig(**TINY, precision="bf16"))
+    b = Extractor(ModelConfig(**{**TINY, "precision": "bf16"}))
     x = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     va, vb = a.embed(x), b.embed(x)
     assert np.corrcoef(va.ravel(), vb.ravel())[0, 1] > 0.99

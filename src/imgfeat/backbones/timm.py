@@ -143,8 +143,26 @@ def _create_scheme_model(cfg: ModelConfig) -> tuple[torch.nn.Module, WeightsInfo
     except Exception as exc:  # noqa: BLE001 - hub and file errors of every kind: one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"cannot load {cfg.model}: {first}") from None
-    scheme = cfg.model.partition(":")[0]
-    return model, WeightsInfo("hub" if scheme.startswith("hf") else scheme, cfg.model)
+    scheme, _, location = cfg.model.partition(":")
+    if scheme == "local-dir":
+        return model, WeightsInfo("local-dir", cfg.model, _folder_sha256(location))
+    return model, WeightsInfo("hub", cfg.model)
+
+
+def _folder_sha256(folder: str) -> str | None:
+    """One hash over the files of a ``local-dir:`` model folder (config and weights), so a
+    changed file refuses ``--resume``."""
+    import hashlib
+    from pathlib import Path
+
+    from .weights import file_sha256
+
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file()) if Path(folder).is_dir() \
+        else []
+    if not files:
+        return None
+    return hashlib.sha256("".join(f"{p.name}:{file_sha256(p)};" for p in files).encode()
+                          ).hexdigest()
 
 
 def _default_pretrained_cfg(arch: str):
