@@ -9,7 +9,7 @@ import pytest
 import timm
 import torch
 
-from imgfeat import ModelError, ModelConfig, extract
+from imgfeat import ModelConfig, ModelError, extract
 from imgfeat.backbones import create_backbone, parse_model_name, register_backbone_kind
 from imgfeat.backbones.registry import StrideNotSupported
 from imgfeat.cli import main
