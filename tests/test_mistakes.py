@@ -96,7 +96,7 @@ def test_plot_on_two_points(tmp_path, capsys, method):
     (["--threads", "-2"], "--threads -2: must be a whole number, at least 1"),
     (["--batch-size", "0"], "--batch-size 0: must be a whole number, at least 1"),
     (["--workers", "-1"], "--workers -1: must be a whole number, at least 0"),
-    (["--gem-p", "3"], "--gem-p does not apply to --pool avg"),
+    (["--gem-p", "3"], "--gem-p applies to --pool gem, not --pool avg"),
 ])
 def test_extract_bad_settings(tmp_path, image_folder, capsys, flags, expect):
     out = tmp_path / "o"

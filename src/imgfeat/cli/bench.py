@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .options import add_model_arguments, model_kwargs
+
 
 def add_parsers(sub) -> None:
     from ..evaluate import CLASSIFIERS, PROTOCOLS
@@ -15,29 +17,23 @@ def add_parsers(sub) -> None:
         description="Extract (cached) and classify a texture benchmark over a grid of models "
                     "and poolings; one summary table. Its defaults follow the texture "
                     "literature's protocol and differ from 'imgfeat extract': --layers final "
-                    "(the last feature map, pooled by --pool) instead of pooled, --resize squash "
-                    "(no crop: textures have no centre) instead of crop, and a fixed 224 px "
-                    "input instead of the model's own size.")
+                    "(the last feature map, pooled by --pool; radam and spectral: their own "
+                    "stages) instead of pooled for --pool avg, --resize squash (no crop: "
+                    "textures have no centre) instead of crop, and a fixed 224 px input "
+                    "instead of the model's own size.")
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS), metavar="NAME",
                    help=f"one of {', '.join(sorted(DATASETS))}")
     p.add_argument("--data-path", required=True, help="the dataset's folder")
     p.add_argument("--output", required=True, help="results folder")
-    p.add_argument("--model", nargs="+", default=["tf_efficientnet_lite0"],
-                   help="one or more timm model names")
-    p.add_argument("--pool", nargs="+", default=["avg"], help="one or more poolings")
-    p.add_argument("--layers", default="final",
-                   help="final, pooled, all, or stage indices like 2,-1 ('extract': pooled)")
-    p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
-                   help="use pretrained weights")
+    add_model_arguments(p.add_argument_group(
+        "model (as extract, with the texture papers' defaults: 224 px squashed, no crop; "
+        "layers: the final map, or the pooling's stages for radam/spectral)"),
+        several=True, img_size=224, resize="squash")
     p.add_argument("--classifier", nargs="+", default=["knn", "lda", "svm"], choices=CLASSIFIERS,
                    metavar="NAME", help=f"one or more of {', '.join(CLASSIFIERS)}")
     p.add_argument("--protocol", choices=PROTOCOLS,
                    help="default: the dataset's own (kfold; official for dtd and outex; "
                         "groups for kth-tips2-b)")
-    p.add_argument("--img-size", type=int, default=224,
-                   help="input size ('extract': the model's own)")
-    p.add_argument("--resize", choices=("squash", "crop"), default="squash",
-                   help="squash: resize with no crop ('extract': crop)")
     p.add_argument("--folds", type=int, default=10, help="folds of kfold")
     p.add_argument("--repeats", type=int, default=10, help="repetitions of kfold and fewshot")
     p.add_argument("--shots", type=int, default=2, help="training images per class (fewshot)")
@@ -67,9 +63,8 @@ def run_bench(args: argparse.Namespace) -> int:
     from ..evaluate.bench import bench
 
     bench(args.dataset, args.data_path, args.output, models=args.model, pools=args.pool,
-          classifiers=args.classifier, layers=args.layers, pretrained=args.pretrained,
-          img_size=args.img_size,
-          resize=args.resize, protocol=args.protocol, folds=args.folds, repeats=args.repeats,
+          classifiers=args.classifier, **model_kwargs(args), protocol=args.protocol,
+          folds=args.folds, repeats=args.repeats,
           seed=args.seed, shots=args.shots, batch_size=args.batch_size,
           progress=False if args.quiet else None, n_jobs=args.jobs, download=args.download)
     print(Path(args.output, "summary.md").read_text(), end="")

@@ -8,10 +8,10 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..batches import ShardData
 from ..errors import StoreError
 from ..usage import arg
 from .atomic import atomic_path, read_json, remove_temporaries, write_json
@@ -26,9 +26,6 @@ from .formats import (
     write_final,
     write_shard,
 )
-
-if TYPE_CHECKING:
-    from ..pipeline import ShardData
 
 META = "_imgfeat.json"
 MANIFESTS = "_manifests"

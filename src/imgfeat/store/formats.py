@@ -5,17 +5,14 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..batches import ShardData
 from ..errors import StoreError
 from .atomic import atomic_path
-
-if TYPE_CHECKING:
-    from ..pipeline import ShardData
 
 PARTS = "_parts"
 
