@@ -12,7 +12,6 @@ import numpy as np
 
 from ..config import default_threads
 from ..errors import ConfigError
-from ..store.atomic import atomic_path, write_json
 from ..usage import arg
 from .classifiers import make_classifier
 from .metrics import METRICS, fold_scores
@@ -79,6 +78,8 @@ class ClassifyReport:
 
     def write(self, folder: str | os.PathLike, plots: bool = True) -> Path:
         """summary.json, summary.csv, folds.csv and a confusion-matrix PNG per classifier."""
+        from ..store.atomic import atomic_path, write_json
+
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         summaries = [r.summary() for r in self.results]
@@ -298,6 +299,8 @@ def plot_confusion(result: ClassifierResult, path: Path) -> Path | None:
     ax.set_title(f"{result.name}: accuracy {100 * acc:.1f}% (rows normalised)")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
+    from ..store.atomic import atomic_path
+
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
