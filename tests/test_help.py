@@ -33,7 +33,7 @@ def test_every_command_has_a_description_and_every_option_its_default():
 
 def test_bench_says_where_its_defaults_differ_from_extract():
     text = commands()["bench"].format_help()
-    for words in ("--layers final", "--resize squash", "224 px", "'extract': pooled"):
+    for words in ("--layers final", "--resize squash", "224 px", "instead of pooled"):
         assert words in " ".join(text.split()), words
     assert "Orange" in commands()["extract"].format_help()
 
