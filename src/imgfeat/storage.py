@@ -89,6 +89,15 @@ def parent(url: str) -> str:
     return str(local_path(url).parent)
 
 
+def options_for(scheme: str, storage_options: dict | None) -> dict:
+    """The options of one scheme: ``{"s3": {...}, "https": {...}}`` is keyed by scheme; flat
+    options apply to the object stores (never to plain ``http(s)://`` reads)."""
+    opts = storage_options or {}
+    if opts and all(k in BACKENDS or k == "file" for k in opts):
+        return dict(opts.get(scheme) or {})
+    return {} if scheme in ("http", "https") else dict(opts)
+
+
 def filesystem(url: str, storage_options: dict | None = None):
     """``(fs, path)`` for a URL: the fsspec back-end, configured with ``storage_options``.
 
@@ -96,6 +105,7 @@ def filesystem(url: str, storage_options: dict | None = None):
     files, workload identity); imgfeat never writes them anywhere.
     """
     scheme = url.split("://", 1)[0].lower()
+    storage_options = options_for(scheme, storage_options)
     try:
         import fsspec
     except ImportError:
@@ -144,10 +154,13 @@ def unavailable_reason(errors: list[str | None]) -> str | None:
     return next((e[len(prefix):] for e in errors if e and e.startswith(prefix)), None)
 
 
-def with_retries(fn: Callable[[], T], what: str, retries: int = RETRIES,
-                 backoff_s: float = BACKOFF_S) -> T:
-    """Call ``fn``; retry transient errors with exponential backoff, then raise
-    :class:`StorageUnavailableError`. Other errors propagate at once."""
+def with_retries(fn: Callable[[], T], what: str, retries: int | None = None,
+                 backoff_s: float | None = None) -> T:
+    """Call ``fn``; retry transient errors with exponential backoff (``RETRIES`` times from
+    ``BACKOFF_S`` seconds), then raise :class:`StorageUnavailableError`. Other errors propagate
+    at once."""
+    retries = RETRIES if retries is None else retries
+    backoff_s = BACKOFF_S if backoff_s is None else backoff_s
     for attempt in range(retries + 1):
         try:
             return fn()
