@@ -137,6 +137,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                 results = run_ray(extractor, src, pending, batch_size=run.batch_size,
                                   max_pixels=max_pixels, address=ray_address,
                                   gpus_per_actor=gpus_per_worker, max_actors=ray_max_actors,
+                                  threads_per_actor=threads,
                                   on_batch=bar.update)
             else:
                 results = run_local(extractor, src, pending, batch_size=run.batch_size,

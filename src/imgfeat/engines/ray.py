@@ -142,8 +142,9 @@ def run_ray(extractor: Extractor, source: Source, shards: list[Shard], *, batch_
             fn_constructor_kwargs={"payload": payload,
                                    "device": "cuda" if gpus_per_actor else "cpu",
                                    "threads": threads},
-            num_cpus=threads, num_gpus=gpus_per_actor or None,
-            max_restarts=-1, max_task_retries=-1)
+            num_cpus=threads, num_gpus=gpus_per_actor or None)
+        # Ray Data's actor pools restart dead actors and retry their tasks by default
+        # (max_restarts=-1, max_task_retries=-1 in the pinned versions; tests kill an actor)
         for batch in ds.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
             data: ShardData = pickle.loads(batch["data"][0])
             if on_batch:
