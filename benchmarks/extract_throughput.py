@@ -102,7 +102,7 @@ def naive_loop(model_name: str, paths: list[Path]) -> tuple[float, float]:
     both can be set against imgfeat's steady state and whole run."""
     import timm.data
 
-    from imgfeat.backbones import create_timm_model
+    from imgfeat.backbones.timm import create_timm_model
     from imgfeat.config import ModelConfig
 
     t_start = time.perf_counter()

@@ -10,9 +10,13 @@ repetitions), with 1-NN, LDA and a linear SVM. Prints one table (accuracy %, mea
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 import imgfeat
 from imgfeat.sources.benchmarks import open_benchmark
@@ -36,13 +40,17 @@ def main() -> None:
                     help="the poolings to run (default: all)")
     args = ap.parse_args()
     out = Path(args.output or tempfile.mkdtemp(prefix="radam-"))
+    print(f"CPU: {platform.processor() or platform.machine()}, torch capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, native bf16 "
+          f"{torch.ops.mkldnn._is_mkldnn_bf16_supported()}, {os.cpu_count()} cores", flush=True)
     src = open_benchmark("usptex", args.data)
     rows = []
     for name in args.only:
         opts = CONFIGS[name]
         t0 = time.perf_counter()
         res = imgfeat.extract(src, out / name, model=args.model, resize="squash", img_size=224,
-                              progress=False, resume=(out / name / "_imgfeat.json").is_file(),
+                              precision="fp32", progress=False,
+                              resume=(out / name / "_imgfeat.json").is_file(),
                               **opts)
         t1 = time.perf_counter()
         for protocol in ("kfold", "fewshot"):

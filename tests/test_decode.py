@@ -162,7 +162,7 @@ def test_fuzzed_bytes_never_crash_or_hang():
 
 
 def test_weights_file_cannot_run_code(tmp_path):
-    from imgfeat.backbones import create_timm_model
+    from imgfeat.backbones.timm import create_timm_model
     from imgfeat.config import ModelConfig
     from imgfeat.errors import WeightsError
 

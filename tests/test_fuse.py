@@ -58,7 +58,7 @@ def test_fold_and_undo_on_plain_modules():
 
 
 def test_packaged_model_folds_to_the_same_vectors():
-    cfg = ModelConfig(model="tf_efficientnet_lite0", layers="pooled")
+    cfg = ModelConfig(model="tf_efficientnet_lite0", layers="pooled", precision="fp32")
     fused, plain = Extractor(cfg), Extractor(ModelConfig(**{**vars(cfg), "fold_bn": False}))
     assert fused.folded_bn == 49 and plain.folded_bn == 0
     assert fused.metadata()["batchnorm_folded"] == 49

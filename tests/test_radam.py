@@ -46,7 +46,7 @@ def test_ridge_solve_for_several_hidden_units():
 
 def test_lcg_stream_and_weights():
     s = lcg_stream(5)
-    assert s[0] == 7 and s[1] == (75 * 7 + 74) % 65537 and s[2] == (75 * s[1] + 74) % 65537
+    assert s[0] == 1 and s[1] == (75 * 1 + 74) % 65537 and s[2] == (75 * s[1] + 74) % 65537
     w = encoder_weights(4, 1, 16)
     torch.testing.assert_close(w.norm(dim=-1), torch.ones(4, 1))
     assert torch.equal(w, encoder_weights(4, 1, 16))  # reproducible
@@ -67,8 +67,9 @@ def test_aggregation_normalises_resizes_and_handles_non_square():
 
 def test_stage_selection():
     assert select_stages(5, "all") == [0, 1, 2, 3, 4]
-    assert select_stages(5, "last") == [4] and select_stages(4, "middle") == [2]
-    assert select_stages(8, "quarter") == [0, 1] and select_stages(8, "top_quarter") == [6, 7]
+    assert select_stages(5, "last") == [4] and select_stages(4, "middle") == [1]
+    assert select_stages(8, "quarter") == [1] and select_stages(8, "top_quarter") == [5]
+    assert select_stages(2, "quarter") == [1]  # the authors' index -1
     with pytest.raises(ConfigError):
         create_pooling("radam", stages="bottom")
 

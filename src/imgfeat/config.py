@@ -8,9 +8,10 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from .errors import ConfigError
+from .precision import PRECISIONS
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 RESIZE_MODES = ("crop", "squash")
+OUTPUT_STRIDES = (8, 16, 32)
 FORMATS = ("parquet", "npy", "csv")
 
 
@@ -32,8 +33,10 @@ class ModelConfig:
     img_size: int | None = None
     resize: str = "crop"
     output_stride: int | None = None
-    precision: str = "fp32"
-    layers: str = "pooled"
+    #: auto: bf16 where the device runs it natively, else fp32 (resolved by the Extractor)
+    precision: str = "auto"
+    #: None: ``pooled`` for avg, ``final`` for other poolings, the pooling's stages for RADAM
+    layers: str | None = None
     pool: str = "avg"
     pool_args: tuple[tuple[str, float | int | str], ...] = ()
     #: fold BatchNorm into the preceding convolutions (checked on a probe; ~1.2x on CPU)
@@ -46,8 +49,9 @@ class ModelConfig:
             raise ConfigError(f"resize must be one of {', '.join(RESIZE_MODES)}, not {self.resize!r}")
         if self.img_size is not None and self.img_size < 8:
             raise ConfigError(f"img_size must be at least 8, not {self.img_size}")
-        if self.output_stride is not None and self.output_stride not in (8, 16, 32):
-            raise ConfigError(f"output_stride must be 8, 16 or 32, not {self.output_stride}")
+        if self.output_stride is not None and self.output_stride not in OUTPUT_STRIDES:
+            raise ConfigError(f"output_stride must be one of {OUTPUT_STRIDES}, not "
+                              f"{self.output_stride}")
 
 
 @dataclass(frozen=True)

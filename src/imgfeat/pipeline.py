@@ -5,8 +5,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import PIL
@@ -14,58 +13,21 @@ import timm
 import torch
 
 from ._version import __version__
-from .backbones import TimmBackbone, WeightsInfo, create_timm_model, parse_layers
+from .backbones import WeightsInfo, create_backbone
 from .backbones.fuse import fold_batchnorm
 from .backbones.samepad import edge_same_padding
-from .backbones.timm import feature_taps
+from .batches import DecodedBatch, Shard, ShardData, make_shards
 from .config import ModelConfig
 from .decode import MAX_PIXELS
 from .errors import ConfigError, DecodeError, ModelError
 from .pooling import create_pooling
 from .pooling.radam import select_stages
+from .precision import resolve_precision
 from .preprocess import Preprocess, normalize, resolve_data_config
 from .sources import Item, Source
 
-
-@dataclass
-class Shard:
-    """A fixed slice of the source's items: shard ``index`` holds items [start, stop)."""
-
-    index: int
-    items: list[Item]
-
-
-@dataclass
-class DecodedBatch:
-    """Decoded images of one batch: ``ok`` positions (into the shard) and their uint8 pixels."""
-
-    shard: int
-    positions: list[int]
-    pixels: torch.Tensor | None  # (n_ok, 3, H, W) uint8
-    ok: list[int]
-    errors: dict[int, str]
-
-
-@dataclass
-class ShardData:
-    """The vectors of one shard (rows for succeeded items only) and every item's status."""
-
-    index: int
-    items: list[Item]
-    vectors: np.ndarray  # (n_ok, D)
-    ok: np.ndarray  # bool mask over items
-    errors: list[str | None]
-    seconds: float = 0.0
-
-    @property
-    def n_failed(self) -> int:
-        return int((~self.ok).sum())
-
-
-def make_shards(items: Sequence[Item], shard_size: int) -> list[Shard]:
-    """Deterministic shards: the same source and size always give the same shards."""
-    return [Shard(i // shard_size, list(items[i:i + shard_size]))
-            for i in range(0, len(items), shard_size)]
+__all__ = ["DecodedBatch", "Extractor", "Shard", "ShardData", "collate", "decode_batches",
+           "decode_item", "make_shards", "run_shard"]
 
 
 def decode_item(source: Source, item: Item, preprocess: Preprocess,
@@ -97,26 +59,23 @@ def decode_batches(source: Source, shard: Shard, preprocess: Preprocess, batch_s
 
 
 class Extractor:
-    """A backbone, its preprocessing and a pooling: uint8 batches in, vectors out."""
+    """A backbone of any kind, its preprocessing and a pooling: uint8 batches in, vectors out."""
 
     def __init__(self, cfg: ModelConfig, device: str = "cpu", channels_last: bool = True):
         self.cfg = cfg
         self.device = torch.device(device)
         self.pooling = create_pooling(cfg.pool, **dict(cfg.pool_args))
         self.multi_layer = bool(getattr(self.pooling, "multi_layer", False))
-        model, self.weights, self.output_stride = self._create_model(cfg)
-        self.arch = type(model).__name__
-        layers = cfg.layers
-        if self.multi_layer and layers == "pooled":  # the pooling picks its own stages
-            n = len(feature_taps(model))
-            layers = ",".join(str(i) for i in select_stages(n, self.pooling.stages))
-        self.layers = parse_layers(layers, model)
-        if self.multi_layer and any(t.index is None for t in self.layers.taps):
-            raise ConfigError(f"--pool {cfg.pool} pools stages: use stage indices or all "
-                              f"in --layers, not pooled or final")
-        self.data_config = resolve_data_config(model, cfg)
+        self.precision = resolve_precision(cfg.precision, self.device.type)
+        backbone = create_backbone(cfg, multi_stage=self.multi_layer)
+        self.weights = backbone.weights
+        self.output_stride = backbone.output_stride
+        self.arch = backbone.architecture
+        self.layer_spec = resolve_layers(cfg, self.pooling, backbone)
+        self.layers = backbone.select(self.layer_spec).layers
+        self.data_config = resolve_data_config(backbone, cfg)
         self.preprocess = Preprocess.from_data_config(self.data_config)
-        self.backbone = TimmBackbone(model, self.layers).to(self.device)
+        self.backbone = backbone.to(self.device)
         probe, maps = self._probe()
         self.folded_bn, self.edge_padded = self._speed_up(probe, maps)
         self.channels_last = channels_last and self.device.type != "mps"
@@ -125,20 +84,6 @@ class Extractor:
         self.layout = self._layout(maps)
         self.dim = sum(entry["size"] for entry in self.layout)
         self.store_dtype = np.dtype(self.pooling.store_dtype)
-
-    def _create_model(self, cfg: ModelConfig):
-        """Create the model; multi-stage poolings ask for output stride 8 when the model
-        supports it, falling back to 32 and then to the model's default (as RADAM does)."""
-        if not self.multi_layer or cfg.output_stride:
-            model, weights = create_timm_model(cfg)
-            return model, weights, cfg.output_stride
-        for stride in (8, 32, None):
-            try:
-                model, weights = create_timm_model(replace(cfg, output_stride=stride))
-                return model, weights, stride
-            except ModelError:
-                continue
-        raise AssertionError("unreachable")  # pragma: no cover - stride None never raises here
 
     def _probe(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One random image at the input size and the original network's maps of it: they give
@@ -196,9 +141,9 @@ class Extractor:
         return layout
 
     def autocast(self):
-        if self.cfg.precision == "fp32":
+        if self.precision == "fp32":
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def embed(self, pixels: torch.Tensor) -> np.ndarray:
@@ -221,14 +166,17 @@ class Extractor:
         """Provenance recorded with every output."""
         return {
             "model": self.cfg.model,
+            "backbone": self.backbone.describe(),
             "architecture": self.arch,
             "weights": self.weights.to_dict() if isinstance(self.weights, WeightsInfo) else None,
             "data_config": {k: list(v) if isinstance(v, tuple) else v
                             for k, v in self.data_config.items()},
-            "layers": self.cfg.layers,
+            "layers": self.layer_spec,
+            "layers_requested": self.cfg.layers,
             "layout": self.layout,
             "pooling": {"name": self.pooling.name, "params": self.pooling.get_params()},
-            "precision": self.cfg.precision,
+            "precision": self.precision,
+            "precision_requested": self.cfg.precision,
             "output_stride": self.output_stride,
             "batchnorm_folded": self.folded_bn,
             "same_convs_edge_padded": self.edge_padded,
@@ -236,6 +184,30 @@ class Extractor:
             "dtype": str(self.store_dtype),
             "versions": versions(),
         }
+
+
+def resolve_layers(cfg: ModelConfig, pooling, backbone) -> str:
+    """The layers a run really uses. Unset: ``pooled`` for ``avg`` (the network's own pooled
+    vector), ``final`` for every other map pooling (applied to the final map), and the
+    pooling's own stages for multi-stage poolings (RADAM). The network's pooled vector with a
+    pooling other than ``avg`` would silently be that vector, so it is refused."""
+    layers = cfg.layers
+    if getattr(pooling, "multi_layer", False):
+        if layers in (None, "pooled"):
+            n = len(backbone.feature_info)
+            if not n:
+                raise ModelError(f"pool {cfg.pool!r} pools stages, and {cfg.model} exposes none")
+            return ",".join(str(i) for i in select_stages(n, pooling.stages))
+        if any(t.strip() in ("pooled", "final") for t in str(layers).split(",")):
+            raise ConfigError(f"pool {cfg.pool!r} pools stages: use stage indices or all in "
+                              f"layers, not pooled or final")
+        return str(layers)
+    if layers is None:
+        return "pooled" if cfg.pool == "avg" else "final"
+    if cfg.pool != "avg" and "pooled" in [t.strip() for t in str(layers).split(",")]:
+        raise ConfigError(f"pool {cfg.pool!r} does not apply to layers 'pooled' (the network's "
+                          f"own pooled vector); use layers 'final' or stage indices, or pool 'avg'")
+    return str(layers)
 
 
 def versions() -> dict:

@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import timm.data
 import torch
 from PIL import Image
 
@@ -22,9 +21,10 @@ _RESAMPLE = {
 }
 
 
-def resolve_data_config(model: torch.nn.Module, cfg: ModelConfig) -> dict:
-    """The model's own preprocessing (timm ``pretrained_cfg``) with the user's overrides."""
-    dc = dict(timm.data.resolve_model_data_config(model))
+def resolve_data_config(backbone, cfg: ModelConfig) -> dict:
+    """The backbone's own preprocessing (``Backbone.data_config()``: timm's ``pretrained_cfg``,
+    an autoencoder's saved size and scaling, …) with the user's overrides."""
+    dc = dict(backbone.data_config())
     if cfg.img_size:
         dc["input_size"] = (3, cfg.img_size, cfg.img_size)
     dc["resize"] = cfg.resize

@@ -60,9 +60,9 @@ def check_device(device: str) -> str:
 
 
 def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_lite0",
-            pretrained: bool = True, weights: str | None = None, layers: str = "pooled",
+            pretrained: bool = True, weights: str | None = None, layers: str | None = None,
             pool: str = "avg", pool_args: dict | None = None, img_size: int | None = None,
-            resize: str = "crop", output_stride: int | None = None, precision: str = "fp32",
+            resize: str = "crop", output_stride: int | None = None, precision: str = "auto",
             format: str = "parquet", batch_size: int | None = None,
             num_workers: int | None = None, threads: int | None = None, device: str = "cpu",
             shard_size: int = 1000, resume: bool = False, overwrite: bool = False,
@@ -99,7 +99,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         warnings.warn(why, ImgfeatWarning, stacklevel=2)
     mcfg = ModelConfig(model=model, pretrained=pretrained, weights=weights, img_size=img_size,
                        resize=resize, output_stride=output_stride, precision=precision,
-                       layers=str(layers), pool=pool,
+                       layers=None if layers is None else str(layers), pool=pool,
                        pool_args=tuple(sorted((pool_args or {}).items())), fold_bn=fold_bn)
     run = RunConfig(batch_size=batch_size or default_batch_size(device), num_workers=num_workers,
                     threads=threads, device=device, shard_size=shard_size,

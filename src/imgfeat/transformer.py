@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
@@ -20,25 +22,32 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, model: str = "tf_efficientnet_lite0", *, pretrained: bool = True,
-                 weights: str | None = None, layers: str = "pooled", pool: str = "avg",
-                 img_size: int | None = None, resize: str = "crop", precision: str = "fp32",
-                 device: str = "cpu", batch_size: int = 16):
+                 weights: str | None = None, img_size: int | None = None, resize: str = "crop",
+                 output_stride: int | None = None, precision: str = "auto",
+                 layers: str | None = None, pool: str = "avg", pool_args: dict | None = None,
+                 fold_bn: bool = True, device: str = "cpu", batch_size: int = 16):
         self.model = model
         self.pretrained = pretrained
         self.weights = weights
-        self.layers = layers
-        self.pool = pool
         self.img_size = img_size
         self.resize = resize
+        self.output_stride = output_stride
         self.precision = precision
+        self.layers = layers
+        self.pool = pool
+        self.pool_args = pool_args
+        self.fold_bn = fold_bn
         self.device = device
         self.batch_size = batch_size
 
+    def model_config(self) -> ModelConfig:
+        """The :class:`ModelConfig` these parameters describe (every one of its fields)."""
+        params = {f.name: getattr(self, f.name) for f in fields(ModelConfig)}
+        params["pool_args"] = tuple(sorted((self.pool_args or {}).items()))
+        return ModelConfig(**params)
+
     def fit(self, X=None, y=None):
-        cfg = ModelConfig(model=self.model, pretrained=self.pretrained, weights=self.weights,
-                          layers=self.layers, pool=self.pool, img_size=self.img_size,
-                          resize=self.resize, precision=self.precision)
-        self.extractor_ = Extractor(cfg, device=self.device)
+        self.extractor_ = Extractor(self.model_config(), device=self.device)
         self.n_features_out_ = self.extractor_.dim
         return self
 

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 
-import timm
-import torch
-
 from ..config import ModelConfig
 from ..pooling import create_pooling
-from ..preprocess import resolve_data_config
-from .timm import RANDOM_INIT_SEED, TimmBackbone, check_model_name, feature_taps, parse_layers
 from .weights import PACKAGED, packaged_file
 
 INFO_POOLS = ("avg", "max", "avgmax", "catavgmax", "gem", "none")
+MULTI_STAGE_POOLS = ("radam", "spectral")
 
 
 def packaged_installed(arch: str) -> bool:
@@ -26,6 +22,8 @@ def packaged_installed(arch: str) -> bool:
 
 def list_models(pattern: str = "*", pretrained_only: bool = False) -> list[dict]:
     """Architectures matching ``pattern`` (shell-style), with their pretrained tags."""
+    import timm
+
     pat = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
     tags: dict[str, list[str]] = {}
     for name in timm.list_pretrained():
@@ -45,41 +43,48 @@ def list_models(pattern: str = "*", pretrained_only: bool = False) -> list[dict]
 
 def model_info(name: str, img_size: int | None = None, output_stride: int | None = None) -> dict:
     """Stages (channels, reduction, module), data config, and the vector size of each
-    ``layers``/``pool`` choice, measured by running one blank image through the model."""
-    arch = check_model_name(name)
-    kwargs = {"output_stride": output_stride} if output_stride else {}
-    torch.manual_seed(RANDOM_INIT_SEED)
-    model = timm.create_model(arch, pretrained=False, **kwargs).eval()
+    ``layers``/``pool`` choice, measured by running one blank image through the backbone (any
+    kind: built by the same factory as extraction; timm models with random weights)."""
+    import torch
+
+    from ..preprocess import resolve_data_config
+    from .registry import create_backbone, parse_model_name
+
     cfg = ModelConfig(model=name, pretrained=False, img_size=img_size, output_stride=output_stride)
-    dc = resolve_data_config(model, cfg)
-    stages = feature_taps(model)
+    backbone = create_backbone(cfg)
+    dc = resolve_data_config(backbone, cfg)
+    stages = backbone.feature_info
     choices = ["pooled", "final"] + ([str(t.index) for t in stages] + ["all"] if stages else [])
-    spec = ",".join(["pooled", "final"] + [str(t.index) for t in stages])
-    backbone = TimmBackbone(model, parse_layers(spec, model))
+    backbone.select(",".join(["pooled", "final"] + [str(t.index) for t in stages]))
     _, h, w = dc["input_size"]
     with torch.inference_mode():
         maps = backbone(torch.zeros(1, 3, h, w))
     shapes = {k: tuple(v.shape[1:]) for k, v in maps.items()}
-    sizes: dict[str, dict[str, int]] = {}
-    for choice in choices:
+    sizes: dict[str, dict[str, int]] = {"pooled": {"avg": shapes["pooled"][0]}}
+    for choice in choices[1:]:
         names = [t.name for t in stages] if choice == "all" else (
             [f"stage{choice}"] if choice.isdigit() else [choice])
         sizes[choice] = {}
         for pool in INFO_POOLS:
             p = create_pooling(pool)
-            total = 0
-            for n in names:
-                s = shapes[n]
-                total += s[0] if len(s) == 1 else p.out_features(*s)
-            sizes[choice][pool] = total
+            sizes[choice][pool] = sum(shapes[n][0] if len(shapes[n]) == 1
+                                      else p.out_features(*shapes[n]) for n in names)
+    if stages:
+        for pool in MULTI_STAGE_POOLS:
+            p = create_pooling(pool)
+            with torch.inference_mode():
+                sizes["all"][pool] = int(p.pool_maps([maps[t.name] for t in stages]).shape[1])
+    kind, location = parse_model_name(name)
     return {
-        "model": name, "architecture": type(model).__name__,
-        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-        "num_features": int(model.num_features),
+        "model": name, "kind": kind, "architecture": backbone.architecture,
+        "params_m": round(sum(p.numel() for p in backbone.parameters()) / 1e6, 2),
+        "num_features": int(backbone.num_features),
+        "output_stride": output_stride,
         "data_config": dc,
         "stages": [{"index": t.index, "module": t.module, "channels": t.channels,
                     "reduction": t.reduction, "map_shape": list(shapes[t.name])} for t in stages],
         "final_shape": list(shapes["final"]),
         "vector_sizes": sizes,
-        "packaged_weights": arch in PACKAGED,
+        "packaged_weights": kind == "timm" and location.partition(".")[0] in PACKAGED,
+        "weights": backbone.weights.to_dict(),
     }

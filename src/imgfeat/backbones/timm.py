@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
-from dataclasses import dataclass, field
 
 import timm
 import torch
 
 from ..config import ModelConfig
 from ..errors import ModelError, WeightsError
+from .base import Backbone, LayerSpec, Tap, stage_taps
+from .registry import StrideNotSupported
 from .weights import (
     PACKAGED,
     WeightsInfo,
@@ -22,30 +23,11 @@ from .weights import (
     load_packaged,
 )
 
+__all__ = ["LayerSpec", "Tap", "TimmBackbone", "check_model_name", "create_timm_backbone",
+           "create_timm_model"]
+
 #: Seed used to initialise models created without pretrained weights (reproducible random nets).
 RANDOM_INIT_SEED = 0
-
-
-@dataclass(frozen=True)
-class Tap:
-    """One feature map the backbone hands out: a stage (by index), the final map or pre-logits."""
-
-    name: str
-    index: int | None  # feature_info index for stages, None for "final" / "pooled"
-    channels: int
-    reduction: int | None
-    module: str = ""
-
-
-@dataclass
-class LayerSpec:
-    """The parsed ``--layers`` value: taps in order."""
-
-    taps: list[Tap] = field(default_factory=list)
-
-    @property
-    def names(self) -> list[str]:
-        return [t.name for t in self.taps]
 
 
 def split_name(name: str) -> tuple[str, str | None]:
@@ -56,8 +38,14 @@ def split_name(name: str) -> tuple[str, str | None]:
 
 def check_model_name(name: str) -> str:
     """Return the architecture of ``name`` or raise a ModelError that suggests close names."""
-    arch, _ = split_name(name)
+    arch, tag = split_name(name)
     if timm.is_model(arch):
+        if tag:
+            tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{arch}.*")]
+            if tag not in tags:
+                close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.3) or tags[:5]
+                hint = f"; known: {', '.join(close)}" if close else "; it has no pretrained tags"
+                raise ModelError(f"unknown weights tag {tag!r} for {arch}{hint}")
         return arch
     close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else "; see 'imgfeat models PATTERN'"
@@ -85,6 +73,8 @@ def create_timm_model(cfg: ModelConfig) -> tuple[torch.nn.Module, WeightsInfo]:
     false; the local hub cache; the hub when it answers; the packaged weights of the ``offline``
     extra; otherwise a one-line :class:`WeightsError` saying what to do.
     """
+    if ":" in cfg.model:  # timm's own hf-hub: / local-dir: schemes: timm resolves them
+        return _create_scheme_model(cfg)
     arch = check_model_name(cfg.model)
     _, tag = split_name(cfg.model)
     kwargs = {}
@@ -95,9 +85,10 @@ def create_timm_model(cfg: ModelConfig) -> tuple[torch.nn.Module, WeightsInfo]:
         torch.manual_seed(RANDOM_INIT_SEED)
         try:
             return timm.create_model(name, pretrained=pretrained, **kwargs)
-        except TypeError as exc:
-            if "output_stride" in str(exc):
-                raise ModelError(f"{arch} does not support output_stride") from None
+        except (TypeError, AssertionError, ValueError) as exc:
+            if cfg.output_stride and ("stride" in str(exc) or isinstance(exc, AssertionError)):
+                raise StrideNotSupported(f"{arch} does not support output_stride "
+                                         f"{cfg.output_stride}") from None
             raise
         except RuntimeError as exc:
             if "pretrained" in str(exc).lower() or "weights" in str(exc).lower():
@@ -139,6 +130,41 @@ def create_timm_model(cfg: ModelConfig) -> tuple[torch.nn.Module, WeightsInfo]:
     )
 
 
+def _create_scheme_model(cfg: ModelConfig) -> tuple[torch.nn.Module, WeightsInfo]:
+    """``hf-hub:ORG/NAME`` or ``local-dir:PATH``: created by timm as it is."""
+    kwargs = {"output_stride": cfg.output_stride} if cfg.output_stride else {}
+    torch.manual_seed(RANDOM_INIT_SEED)
+    try:
+        model = timm.create_model(cfg.model, pretrained=cfg.pretrained, **kwargs)
+    except TypeError as exc:
+        if cfg.output_stride and "stride" in str(exc):
+            raise StrideNotSupported(f"{cfg.model} does not support output_stride") from None
+        raise WeightsError(f"cannot create {cfg.model}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - hub and file errors of every kind: one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"cannot load {cfg.model}: {first}") from None
+    scheme, _, location = cfg.model.partition(":")
+    if scheme == "local-dir":
+        return model, WeightsInfo("local-dir", cfg.model, _folder_sha256(location))
+    return model, WeightsInfo("hub", cfg.model)
+
+
+def _folder_sha256(folder: str) -> str | None:
+    """One hash over the files of a ``local-dir:`` model folder (config and weights), so a
+    changed file refuses ``--resume``."""
+    import hashlib
+    from pathlib import Path
+
+    from .weights import file_sha256
+
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file()) if Path(folder).is_dir() \
+        else []
+    if not files:
+        return None
+    return hashlib.sha256("".join(f"{p.name}:{file_sha256(p)};" for p in files).encode()
+                          ).hexdigest()
+
+
 def _default_pretrained_cfg(arch: str):
     try:
         return timm.models.get_pretrained_cfg(arch)
@@ -146,90 +172,60 @@ def _default_pretrained_cfg(arch: str):
         return None
 
 
-def feature_taps(model: torch.nn.Module) -> list[Tap]:
-    """The stage taps a model offers, from its ``feature_info``."""
-    info = getattr(model, "feature_info", None)
-    if not info:
-        return []
-    items = info.info if hasattr(info, "info") else info
-    return [
-        Tap(name=f"stage{i}", index=i, channels=int(d["num_chs"]),
-            reduction=int(d["reduction"]) if d.get("reduction") else None,
-            module=str(d.get("module", "")))
-        for i, d in enumerate(items)
-    ]
+class TimmBackbone(Backbone):
+    """A timm model behind the Backbone protocol: its ``feature_info`` stages, its own data
+    config (``pretrained_cfg``) and its pre-logits as the ``pooled`` vector."""
 
+    kind = "timm"
 
-def parse_layers(spec: str, model: torch.nn.Module) -> LayerSpec:
-    """Parse ``pooled``, ``final``, ``all``, or a comma list of stage indices (negative allowed)."""
-    stages = feature_taps(model)
-    taps: list[Tap] = []
-    for token in [t.strip() for t in str(spec).split(",") if t.strip()]:
-        if token == "pooled":
-            taps.append(Tap("pooled", None, int(model.num_features), None, "pre_logits"))
-        elif token == "final":
-            taps.append(Tap("final", None, int(model.num_features), _final_reduction(stages),
-                            "forward_features"))
-        elif token == "all":
-            if not stages:
-                raise ModelError("this model exposes no stages; use --layers pooled or final")
-            taps.extend(stages)
-        else:
-            try:
-                i = int(token)
-            except ValueError:
-                raise ModelError(f"bad layer {token!r}: use pooled, final, all, or stage "
-                                 f"indices like 1,-1") from None
-            if not -len(stages) <= i < len(stages):
-                raise ModelError(f"stage index {i} out of range: this model has {len(stages)} "
-                                 f"stages (0..{len(stages) - 1})")
-            taps.append(stages[i])
-    if not taps:
-        raise ModelError("no layers selected")
-    if len({t.name for t in taps}) != len(taps):
-        raise ModelError(f"layer chosen twice in {spec!r}")
-    return LayerSpec(taps)
-
-
-def _final_reduction(stages: list[Tap]) -> int | None:
-    return stages[-1].reduction if stages else None
-
-
-class TimmBackbone(torch.nn.Module):
-    """A timm model that returns the requested taps as a dict of named tensors."""
-
-    def __init__(self, model: torch.nn.Module, layers: LayerSpec):
+    def __init__(self, model: torch.nn.Module, weights: WeightsInfo | None = None,
+                 name: str | None = None):
         super().__init__()
         self.model = model.eval()
-        self.layers = layers
-        self.stage_indices = [t.index for t in layers.taps if t.index is not None]
-        self.wants_head = any(t.index is None for t in layers.taps)
-        if self.stage_indices and not hasattr(model, "forward_intermediates"):
-            raise ModelError(f"{type(model).__name__} does not expose intermediate stages; "
-                             f"use --layers pooled or final")
+        self.weights = weights or WeightsInfo("random", "unknown")
+        self.name = name or type(model).__name__
+        info = getattr(model, "feature_info", None) or []
+        self._stages = stage_taps(info.info if hasattr(info, "info") else info)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
-        final = None
-        if self.stage_indices:
-            n = len(feature_taps(self.model))
-            indices = sorted({i % n for i in self.stage_indices})
-            res = self.model.forward_intermediates(
-                x, indices=indices, intermediates_only=not self.wants_head
-            )
-            if self.wants_head:
-                final, inters = res
-            else:
-                inters = res
-            by_index = dict(zip(indices, inters, strict=True))
-            for tap in self.layers.taps:
-                if tap.index is not None:
-                    out[tap.name] = by_index[tap.index % n]
-        elif self.wants_head:
-            final = self.model.forward_features(x)
-        for tap in self.layers.taps:
-            if tap.name == "pooled":
-                out["pooled"] = self.model.forward_head(final, pre_logits=True)
-            elif tap.name == "final":
-                out["final"] = final.transpose(1, 2).unsqueeze(-1) if final.ndim == 3 else final
-        return {t.name: out[t.name] for t in self.layers.taps}
+    @property
+    def feature_info(self) -> list[Tap]:
+        return self._stages
+
+    @property
+    def num_features(self) -> int:
+        return int(self.model.num_features)
+
+    @property
+    def architecture(self) -> str:
+        return type(self.model).__name__
+
+    def data_config(self) -> dict:
+        import timm.data
+
+        return dict(timm.data.resolve_model_data_config(self.model))
+
+    def select(self, layers: str | LayerSpec) -> TimmBackbone:
+        super().select(layers)
+        if self.layers.stage_indices and not hasattr(self.model, "forward_intermediates"):
+            raise ModelError(f"{self.architecture} does not expose intermediate stages; "
+                             f"use --layers pooled or final")
+        return self
+
+    def forward_intermediates(self, x: torch.Tensor, indices: list[int],
+                              final: bool) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        if not indices:
+            return (self.model.forward_features(x) if final else None), []
+        res = self.model.forward_intermediates(x, indices=indices, intermediates_only=not final)
+        return (res[0], list(res[1])) if final else (None, list(res))
+
+    def forward_head(self, final: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(final, pre_logits=True)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "model": self.name}
+
+
+def create_timm_backbone(location: str, cfg: ModelConfig) -> TimmBackbone:
+    """The registry's factory for plain (timm) model names."""
+    model, weights = create_timm_model(cfg)
+    return TimmBackbone(model, weights, location)

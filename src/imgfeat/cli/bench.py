@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .options import add_model_arguments, model_kwargs
+
 
 def add_parsers(sub) -> None:
     from ..evaluate import CLASSIFIERS, PROTOCOLS
@@ -16,14 +18,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     p.add_argument("--data-path", required=True, help="the dataset's folder")
     p.add_argument("--output", required=True, help="results folder")
-    p.add_argument("--model", nargs="+", default=["tf_efficientnet_lite0"])
-    p.add_argument("--pool", nargs="+", default=["avg"])
-    p.add_argument("--layers", default="final")
-    p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True)
+    add_model_arguments(p.add_argument_group(
+        "model (as extract, with the texture papers' defaults: 224 px squashed, no crop; "
+        "layers: the final map, or the pooling's stages for radam/spectral)"),
+        several=True, img_size=224, resize="squash")
     p.add_argument("--classifier", nargs="+", default=["knn", "lda", "svm"], choices=CLASSIFIERS)
     p.add_argument("--protocol", choices=PROTOCOLS, help="default: the dataset's own")
-    p.add_argument("--img-size", type=int, default=224)
-    p.add_argument("--resize", choices=("squash", "crop"), default="squash")
     p.add_argument("--folds", type=int, default=10)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--shots", type=int, default=2)
@@ -48,9 +48,8 @@ def run_bench(args: argparse.Namespace) -> int:
     from ..evaluate.bench import bench
 
     bench(args.dataset, args.data_path, args.output, models=args.model, pools=args.pool,
-          classifiers=args.classifier, layers=args.layers, pretrained=args.pretrained,
-          img_size=args.img_size,
-          resize=args.resize, protocol=args.protocol, folds=args.folds, repeats=args.repeats,
+          classifiers=args.classifier, **model_kwargs(args), protocol=args.protocol,
+          folds=args.folds, repeats=args.repeats,
           seed=args.seed, shots=args.shots, batch_size=args.batch_size,
           progress=False if args.quiet else None, n_jobs=args.jobs, download=args.download)
     print(Path(args.output, "summary.md").read_text(), end="")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import FORMATS, PRECISIONS, RESIZE_MODES
+from ..config import FORMATS
+from .options import add_model_arguments, model_kwargs
 
 
 def add_parsers(sub) -> None:
@@ -22,35 +23,7 @@ def add_parsers(sub) -> None:
     g.add_argument("--width", type=int, help="width of flat --data rows")
     g.add_argument("--channels", type=int, help="channels of flat --data rows (default 1)")
     g.add_argument("--max-pixels", type=int, default=None, help="refuse larger images per item")
-    g = p.add_argument_group("model")
-    g.add_argument("--model", default="tf_efficientnet_lite0",
-                   help="timm model name, optionally with tag (resnet50.a1_in1k)")
-    g.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
-                   help="use pretrained weights (default: yes)")
-    g.add_argument("--weights", metavar="FILE",
-                   help="local weights (.pth/.safetensors), or 'packaged' for the offline extra")
-    g.add_argument("--img-size", type=int, help="input size (default: the model's own)")
-    g.add_argument("--resize", choices=RESIZE_MODES, default="crop",
-                   help="crop: the model's eval transform; squash: resize with no crop")
-    g.add_argument("--output-stride", type=int, choices=(8, 16, 32))
-    g.add_argument("--layers", default="pooled",
-                   help="pooled (default), final, all, or stage indices like 2,-1")
-    g.add_argument("--pool", default="avg",
-                   help="avg, max, avgmax, catavgmax, gem, none, radam, spectral (see 'imgfeat info')")
-    g.add_argument("--gem-p", type=float, default=None, help="p of --pool gem (default 3)")
-    g.add_argument("--m", type=int, default=None, help="RADAM: number of encoders (default 4)")
-    g.add_argument("--hidden", type=int, default=None,
-                   help="RADAM: hidden units per encoder (default 1; >1 uses a ridge solve); "
-                        "spectral: hidden units of its one encoder (default 4)")
-    g.add_argument("--stages", choices=("all", "last", "top_quarter", "middle", "quarter"),
-                   help="RADAM/spectral: which stages to aggregate (default all)")
-    g.add_argument("--radam-weights", choices=("lcg", "torch"),
-                   help="RADAM: the paper's LCG stream (default) or a seeded torch generator")
-    g.add_argument("--seed", type=int, default=None, help="RADAM: seed of --radam-weights torch")
-    g.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    g.add_argument("--no-fold-bn", dest="fold_bn", action="store_false",
-                   help="keep BatchNorm layers as they are (default: folded into the "
-                        "convolutions, ~1.2x faster, same vectors to ~1e-6)")
+    add_model_arguments(p.add_argument_group("model"))
     g = p.add_argument_group("output and run")
     g.add_argument("--format", choices=FORMATS, default="parquet")
     g.add_argument("--shard-size", type=int, default=1000, help="images per shard")
@@ -91,12 +64,9 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.source) == bool(args.data):
         raise ConfigError("give either a SOURCE (folder or CSV list) or --data X.npy")
-    pool_args = pool_options(args)
     result = extract(
-        args.source or args.data, args.output, model=args.model, pretrained=args.pretrained,
-        weights=args.weights, layers=args.layers, pool=args.pool, pool_args=pool_args,
-        img_size=args.img_size, resize=args.resize, output_stride=args.output_stride,
-        precision=args.precision, fold_bn=args.fold_bn, format=args.format, batch_size=args.batch_size,
+        args.source or args.data, args.output, model=args.model, pool=args.pool,
+        **model_kwargs(args), format=args.format, batch_size=args.batch_size,
         num_workers=args.workers, threads=args.threads, device=args.device,
         shard_size=args.shard_size, resume=args.resume, overwrite=args.overwrite,
         strict=args.strict, progress=False if args.quiet else None, engine=args.engine,
@@ -115,22 +85,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.failed} images failed; the list with reasons is in {result.failures_path}")
         return 1
     return 0
-
-
-def pool_options(args: argparse.Namespace) -> dict | None:
-    """The pooling's own options, from the flags that belong to it."""
-    from ..errors import ConfigError
-
-    given = {"p": args.gem_p, "m": args.m, "hidden": args.hidden, "stages": args.stages,
-             "weights": args.radam_weights, "seed": args.seed}
-    given = {k: v for k, v in given.items() if v is not None}
-    allowed = {"gem": {"p"}, "radam": {"m", "hidden", "stages", "weights", "seed"},
-               "spectral": {"hidden", "stages", "weights", "seed"}}.get(args.pool, set())
-    extra = set(given) - allowed
-    if extra:
-        raise ConfigError(f"option(s) {', '.join(sorted(extra))} do not apply to --pool "
-                          f"{args.pool}")
-    return given or None
 
 
 def _json_object(text: str) -> dict:

@@ -39,7 +39,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from ..backbones.catalog import INFO_POOLS, model_info
+    from ..backbones.catalog import INFO_POOLS, MULTI_STAGE_POOLS, model_info
 
     info = model_info(args.model, img_size=args.img_size, output_stride=args.output_stride)
     if args.json:
@@ -57,10 +57,12 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"final  forward_features  {info['final_shape'][0]:>8}  {'':>9}  "
           f"{'x'.join(str(v) for v in info['final_shape'])}")
     print("\nvector size by --layers (rows) and --pool (columns)")
-    print(f"{'layers':<8}" + "".join(f"{p:>11}" for p in INFO_POOLS))
+    pools = INFO_POOLS + (MULTI_STAGE_POOLS if info["stages"] else ())
+    print(f"{'layers':<8}" + "".join(f"{p:>10}" for p in pools))
     for choice, sizes in info["vector_sizes"].items():
-        print(f"{choice:<8}" + "".join(f"{sizes[p]:>11}" for p in INFO_POOLS))
-    print("(pooled is the model's own pre-logits vector: --pool does not apply)")
+        print(f"{choice:<8}" + "".join(f"{sizes.get(p, '-'):>10}" for p in pools))
+    print("(pooled is the network's own pooled vector: only --pool avg applies; radam and "
+          "spectral pool the stages they select, all by default)")
     return 0
 
 

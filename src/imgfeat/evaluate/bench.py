@@ -19,28 +19,40 @@ def _slug(*parts: str) -> str:
 
 def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike, *,
           models=("tf_efficientnet_lite0",), pools=("avg",), classifiers=("knn", "lda", "svm"),
-          layers: str = "final", pretrained: bool = True, img_size: int = 224, resize: str = "squash",
+          layers: str | None = None, pretrained: bool = True, weights: str | None = None,
+          img_size: int | None = 224, resize: str = "squash", output_stride: int | None = None,
+          precision: str = "auto", pool_args: dict | None = None, fold_bn: bool = True,
           protocol: str | None = None, folds: int = 10, repeats: int = 10, seed: int = 0,
           shots: int = 2, batch_size: int | None = None, progress: bool | None = None,
           n_jobs: int | None = None, download: bool = False, log=print) -> list[dict]:
     """Run the grid; features go to ``OUTPUT/feature_matrix/``, results to
     ``OUTPUT/classification/``, the table to ``OUTPUT/summary.md`` and ``summary.csv``.
-    Finished cells are reused, so an interrupted bench resumes where it stopped."""
+    Finished cells are reused, so an interrupted bench resumes where it stopped.
+
+    The model options are ``extract()``'s, with the texture papers' defaults: 224 px squashed
+    (no crop), and ``layers`` unset meaning the final map for map poolings (global average of
+    the last map, as the papers' GAP baseline) and the pooling's own stages for RADAM.
+    ``pool_args`` go to every pooling that takes them. Every model, pooling and layer name is
+    checked before any work starts."""
     from ..runner import extract
     from ..sources.benchmarks import DEFAULT_PROTOCOL, open_benchmark
 
+    cell_layers = check_grid(models, pools, layers, pool_args)
     out = Path(output)
     src = open_benchmark(dataset, data_path, download=download)
     protocol = protocol or DEFAULT_PROTOCOL[src.name]
     rows = []
     for model in models:
         for pool in pools:
-            cell = _slug(src.name, model, layers, pool, str(img_size))
+            lay = cell_layers[pool]
+            cell = _slug(src.name, model, lay or "stages", pool, str(img_size))
             feats = out / "feature_matrix" / cell
             try:
-                extract(src, feats, model=model, pretrained=pretrained, layers=layers, pool=pool,
-                        img_size=img_size,
-                        resize=resize, resume=(feats / "_imgfeat.json").is_file(),
+                extract(src, feats, model=model, pretrained=pretrained, weights=weights,
+                        layers=lay, pool=pool, pool_args=args_for(pool, pool_args),
+                        img_size=img_size, resize=resize, output_stride=output_stride,
+                        precision=precision, fold_bn=fold_bn,
+                        resume=(feats / "_imgfeat.json").is_file(),
                         batch_size=batch_size, progress=progress)
             except StoreError as exc:
                 raise StoreError(f"{feats}: {exc}") from None
@@ -56,13 +68,55 @@ def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike,
                 results = [r.summary() for r in report.results]
             for r in results:
                 if r["classifier"] in classifiers:
-                    rows.append({"dataset": src.name, "model": model, "layers": layers,
+                    rows.append({"dataset": src.name, "model": model, "layers": lay or "stages",
                                  "pool": pool, "protocol": protocol, **r})
             if log:
                 log(f"{cell}: " + ", ".join(f"{r['classifier']} {100 * r['accuracy']:.2f}%"
                                             for r in results if r["classifier"] in classifiers))
     write_summary(out, rows)
     return rows
+
+
+def args_for(pool: str, pool_args: dict | None) -> dict | None:
+    """The options of ``pool_args`` that ``pool`` takes."""
+    from ..pooling.registry import pooling_options
+
+    if not pool_args:
+        return None
+    takes = {o["param"] for o in pooling_options().values() if pool in o["pools"]}
+    return {k: v for k, v in pool_args.items() if k in takes} or None
+
+
+def check_grid(models, pools, layers: str | None, pool_args: dict | None) -> dict:
+    """Check every model, pooling and layer name before any work; returns the layers of each
+    pooling's cells."""
+    from ..backbones.registry import parse_model_name
+    from ..errors import ConfigError
+    from ..pooling import create_pooling
+
+    for model in models:
+        kind, location = parse_model_name(model)
+        if kind == "timm" and ":" not in location:
+            from ..backbones.timm import check_model_name
+
+            check_model_name(location)
+    used = set()
+    cell_layers = {}
+    for pool in pools:
+        own = args_for(pool, pool_args) or {}
+        used |= set(own)
+        pooling = create_pooling(pool, **own)
+        multi = getattr(pooling, "multi_layer", False)
+        cell_layers[pool] = layers if layers is not None else (None if multi else "final")
+    if pool_args and set(pool_args) - used:
+        raise ConfigError(f"pooling option(s) {', '.join(sorted(set(pool_args) - used))} apply "
+                          f"to none of the poolings {', '.join(pools)}")
+    if layers is not None:
+        for token in (t.strip() for t in str(layers).split(",")):
+            if token not in ("pooled", "final", "all") and not token.lstrip("-").isdigit():
+                raise ConfigError(f"bad layer {token!r}: use pooled, final, all, or stage "
+                                  f"indices like 1,-1")
+    return cell_layers
 
 
 def write_summary(out: Path, rows: list[dict]) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from .registry import Pooling, register_pooling
+
+if TYPE_CHECKING:
+    import torch
 
 
 @register_pooling
@@ -44,6 +47,8 @@ class CatAvgMaxPool(Pooling):
     name = "catavgmax"
 
     def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        import torch
+
         return torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
 
     def out_features(self, channels: int, height: int, width: int) -> int:
@@ -55,6 +60,7 @@ class GeMPool(Pooling):
     """Generalised mean: (mean of x^p)^(1/p) over positions, x clamped at ``eps``."""
 
     name = "gem"
+    cli_options = {"p": ("--gem-p", "exponent p of GeM pooling")}
 
     def __init__(self, p: float = 3.0, eps: float = 1e-6):
         self.p = float(p)

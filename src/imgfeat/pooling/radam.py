@@ -10,109 +10,47 @@ row W_k, hidden output g_k = sigmoid(W_k X) and the decoder β_k that best maps 
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from .registry import Pooling, register_pooling
+
+if TYPE_CHECKING:
+    import torch
+
+#: tensor functions live in .elm (imported on first use, so listing poolings needs no torch)
+_ELM = ("LCG_STREAM_LENGTH", "aggregate_maps", "elm_decoder", "encoder_weights", "lcg_stream",
+        "positional_encoding_2d")
+
+
+def __getattr__(name: str):
+    if name in _ELM:
+        from . import elm
+
+        return getattr(elm, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: the paper's linear congruential generator: x_{n+1} = (a x_n + b) mod c
 LCG_A, LCG_B, LCG_C = 75, 74, 2**16 + 1
 STAGE_SELECTIONS = ("all", "last", "top_quarter", "middle", "quarter")
-
-
-def lcg_stream(length: int, start: int | None = None) -> np.ndarray:
-    """``length`` values of the paper's LCG. The start value defaults to ``length + 2``, the
-    choice of the authors' ELM code (a deterministic, size-dependent seed that never hits the
-    generator's fixed point)."""
-    x = np.empty(length, dtype=np.float64)
-    x[0] = (length + 2) if start is None else start
-    for n in range(1, length):
-        x[n] = (LCG_A * x[n - 1] + LCG_B) % LCG_C
-    return x
-
-
-def encoder_weights(m: int, q: int, z: int, source: str = "lcg", seed: int = 0) -> torch.Tensor:
-    """(m, q, z) random rows: the k-th encoder takes the slice at offset k·q·z of one stream
-    (``lcg``) or of a seeded torch generator (``torch``); each row z-scored, then unit length."""
-    n = m * q * z
-    if source == "lcg":
-        w = torch.from_numpy(lcg_stream(n)).float()
-    elif source == "torch":
-        w = torch.randn(n, generator=torch.Generator().manual_seed(seed))
-    else:
-        raise ValueError(f"weights source must be 'lcg' or 'torch', not {source!r}")
-    w = w.view(m, q, z)
-    w = (w - w.mean(-1, keepdim=True)) / w.std(-1, keepdim=True).clamp_min(1e-12)
-    return w / w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-
-
-def positional_encoding_2d(channels: int, h: int, w: int) -> torch.Tensor:
-    """A (channels, h, w) sine/cosine encoding: half the channels encode x, half y (the
-    channel count is padded to a multiple of 4 and cut back)."""
-    c = int(math.ceil(channels / 4) * 4) // 2
-    inv_freq = 1.0 / (10000 ** (torch.arange(0, c, 2).float() / c))
-    pos_x = torch.arange(w).float()[:, None] * inv_freq[None]  # (w, c/2)
-    pos_y = torch.arange(h).float()[:, None] * inv_freq[None]
-    emb_x = torch.cat([pos_x.sin(), pos_x.cos()], dim=-1)  # (w, c)
-    emb_y = torch.cat([pos_y.sin(), pos_y.cos()], dim=-1)  # (h, c)
-    emb = torch.cat([emb_x[None].expand(h, w, c), emb_y[:, None].expand(h, w, c)], dim=-1)
-    return emb[..., :channels].permute(2, 0, 1)
+#: where encoder weights come from: the authors' LCG stream, or a seeded torch generator
+WEIGHT_SOURCES = ("lcg", "torch")
 
 
 def select_stages(n: int, selection: str) -> list[int]:
-    """Stage indices for the paper's selections (``quarter``: the first quarter of stages,
-    ``top_quarter``: the last quarter, ``middle``: index round(n/2))."""
+    """Stage indices as the authors choose them: ``all``, or one stage at about 25 %
+    (``quarter``), 50 % (``middle``), 75 % (``top_quarter``) of the depth or the ``last``
+    (their ``FEATURE_DEPTH``: for even n round(n·f) - 1, for odd n ⌊n/4⌋·k or ⌊n/2⌋)."""
     if selection == "all":
         return list(range(n))
     if selection == "last":
         return [n - 1]
-    if selection == "middle":
-        return [round(n / 2)]
-    k = max(1, round(n / 4))
-    if selection == "quarter":
-        return list(range(k))
-    if selection == "top_quarter":
-        return list(range(n - k, n))
-    raise ValueError(f"stage selection must be one of {', '.join(STAGE_SELECTIONS)}")
-
-
-def aggregate_maps(maps: list[torch.Tensor], eps: float = 1e-10) -> torch.Tensor:
-    """Stages -> X of shape (B, z, h, w): channels L2-normalised over positions, every stage
-    resized (bilinear) to the middle stage's size, stacked."""
-    mid = maps[round(len(maps) / 2) if len(maps) > 1 else 0]
-    h, w = mid.shape[-2:]
-    out = []
-    for fm in maps:
-        fm = fm.float()
-        fm = fm / fm.flatten(2).norm(dim=-1).clamp_min(eps)[..., None, None]
-        if fm.shape[-2:] != (h, w):
-            fm = F.interpolate(fm, size=(h, w), mode="bilinear", align_corners=False)
-        out.append(fm)
-    return torch.cat(out, dim=1)
-
-
-def elm_decoder(X: torch.Tensor, W: torch.Tensor, ridge: float = 1e-3,
-                bias: torch.Tensor | None = None) -> torch.Tensor:
-    """Decoder weights of the randomized auto-encoders, batched.
-
-    X: (B, z, N); W: (m, q, z); bias: optional (m, q). Returns (B, m, q, z): β_k solving
-    g_kᵀ β_k ≈ Xᵀ with g_k = sigmoid(W_k X + b_k). One hidden unit (q = 1) has the closed form
-    β = X g / (g·g); q > 1 uses the ridge solution (G Gᵀ + λI)⁻¹ G Xᵀ.
-    """
-    A = torch.einsum("mqz,bzn->bmqn", W, X)
-    if bias is not None:
-        A = A + bias[None, :, :, None]
-    G = torch.sigmoid(A)  # (B, m, q, N)
-    num = torch.einsum("bmqn,bzn->bmqz", G, X)  # G Xᵀ
-    q = W.shape[1]
-    if q == 1:
-        return num / (G * G).sum(-1, keepdim=True).clamp_min(1e-30)
-    gram = torch.einsum("bmqn,bmpn->bmqp", G, G)
-    gram = gram + ridge * torch.eye(q, dtype=X.dtype, device=X.device)
-    return torch.linalg.solve(gram, num)
+    fraction = {"quarter": 0.25, "middle": 0.5, "top_quarter": 0.75}.get(selection)
+    if fraction is None:
+        raise ValueError(f"stage selection must be one of {', '.join(STAGE_SELECTIONS)}")
+    if n % 2 == 0:
+        return [int(round(n * fraction) - 1) % n]  # their -1 (n = 2, quarter) is the last
+    return [{"quarter": n // 4, "middle": n // 2, "top_quarter": n // 4 * 3}[selection]]
 
 
 @register_pooling
@@ -123,6 +61,16 @@ class RadamPool(Pooling):
     name = "radam"
     multi_layer = True
     default_layers = "all"
+    cli_options = {
+        "m": ("--m", "RADAM: number of randomized encoders"),
+        "hidden": ("--hidden", "hidden units per encoder (RADAM: >1 uses a ridge solve; "
+                               "spectral: units of its one encoder)"),
+        "stages": ("--stages", "RADAM/spectral: which stages to aggregate"),
+        "weights": ("--radam-weights", "RADAM/spectral: encoder weights from the authors' LCG "
+                                       "stream or a seeded torch generator"),
+        "seed": ("--radam-seed", "RADAM/spectral: seed of --radam-weights torch"),
+    }
+    option_choices = {"stages": STAGE_SELECTIONS, "weights": WEIGHT_SOURCES}
 
     def __init__(self, m: int = 4, hidden: int = 1, weights: str = "lcg", seed: int = 0,
                  positional: bool = True, ridge: float = 1e-3, stages: str = "all"):
@@ -135,6 +83,8 @@ class RadamPool(Pooling):
         self.stages = stages
         if self.m < 1 or self.hidden < 1:
             raise ValueError("m and hidden must be at least 1")
+        if weights not in WEIGHT_SOURCES:
+            raise ValueError(f"weights must be one of {', '.join(WEIGHT_SOURCES)}")
         if stages not in STAGE_SELECTIONS:
             raise ValueError(f"stages must be one of {', '.join(STAGE_SELECTIONS)}")
         self._cache: dict = {}
@@ -147,11 +97,17 @@ class RadamPool(Pooling):
 
     def _weights(self, z: int, device) -> torch.Tensor:
         if z not in self._cache:
+            from .elm import encoder_weights
+
             self._cache[z] = encoder_weights(self.m, self.hidden, z, self.weights, self.seed)
         return self._cache[z].to(device)
 
     def pool_maps(self, maps: list[torch.Tensor]) -> torch.Tensor:
         """(B, C_i, H_i, W_i) maps of the selected stages -> (B, q·z) vectors."""
+        import torch
+
+        from .elm import aggregate_maps, elm_decoder, positional_encoding_2d
+
         X = aggregate_maps(maps)
         b, z, h, w = X.shape
         if self.positional:
@@ -172,6 +128,7 @@ class SpectralPool(RadamPool):
     one-unit encoders, with no positional encoding. Same LCG or seeded weights and ridge."""
 
     name = "spectral"
+    cli_options = {k: v for k, v in RadamPool.cli_options.items() if k != "m"}
 
     def __init__(self, hidden: int = 4, weights: str = "lcg", seed: int = 0,
                  ridge: float = 1e-3, stages: str = "all"):
@@ -185,6 +142,10 @@ class SpectralPool(RadamPool):
         return super()._weights(z + 1, device)
 
     def pool_maps(self, maps: list[torch.Tensor]) -> torch.Tensor:
+        import torch
+
+        from .elm import aggregate_maps, elm_decoder
+
         X = aggregate_maps(maps).flatten(2)
         Wb = self._weights(X.shape[1], X.device)
         beta = elm_decoder(X, Wb[..., :-1], self.ridge, bias=Wb[..., -1])

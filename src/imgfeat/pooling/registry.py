@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Pooling:
@@ -19,6 +21,11 @@ class Pooling:
     name = "base"
     #: dtype the vectors are stored in
     store_dtype = "float32"
+    #: the pooling's options on the command line: parameter -> (flag, help); the one place
+    #: the CLI learns them from (types come from ``__init__``'s defaults)
+    cli_options: dict[str, tuple[str, str]] = {}
+    #: allowed values of options that take a fixed set
+    option_choices: dict[str, tuple] = {}
 
     def get_params(self) -> dict:
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
@@ -66,4 +73,22 @@ def create_pooling(name: str, **params) -> Pooling:
         raise ConfigError(f"bad options for pooling {name!r}: {exc}") from None
 
 
-PoolFn = Callable[[torch.Tensor], torch.Tensor]
+def pooling_options() -> dict[str, dict]:
+    """Every pooling option flag: ``{flag: {"param", "type", "choices", "help", "pools"}}``,
+    gathered from the registered classes (a flag shared by several poolings appears once)."""
+    import inspect
+
+    flags: dict[str, dict] = {}
+    for name in list_poolings():
+        cls = _REGISTRY[name]
+        sig = inspect.signature(cls.__init__).parameters
+        for param, (flag, text) in cls.cli_options.items():
+            entry = flags.setdefault(flag, {
+                "param": param, "type": type(sig[param].default), "help": text,
+                "choices": cls.option_choices.get(param), "pools": [], "defaults": {}})
+            entry["pools"].append(name)
+            entry["defaults"][name] = sig[param].default
+    return flags
+
+
+PoolFn = Callable[["torch.Tensor"], "torch.Tensor"]

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..batches import ShardData
 from ..errors import StoreError
-from ..pipeline import ShardData
 from ..sources import Item
 from ..storage import Location, is_url
 from ..storage import read_bytes as _read_bytes

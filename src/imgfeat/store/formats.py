@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..pipeline import ShardData
+from ..batches import ShardData
 from ..storage import Location
 
 PARTS = "_parts"

@@ -1,0 +1,134 @@
+"""The contract every backbone kind and every pooling keeps, checked over all of them (as timm
+tests every model and scikit-learn every estimator): stages as announced, ``info`` sizes equal to
+extracted ones, BatchNorm folding that never changes vectors, pooling parameters that round-trip,
+rows independent of their batch. A new kind adds one entry to ``KINDS``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import imgfeat
+from imgfeat import Extractor, FeatureExtractor, ModelConfig, create_pooling, list_poolings
+from imgfeat.backbones import backbone_kinds, create_backbone
+from imgfeat.backbones.registry import parse_model_name
+
+
+def _timm(tmp_path: Path) -> str:
+    return "test_efficientnet"
+
+
+def _timm_tokens(tmp_path: Path) -> str:
+    return "test_vit"
+
+
+#: kind -> a function that makes a small model of that kind and returns its model name
+KINDS: dict[str, Callable[[Path], str]] = {"timm": _timm, "timm-vit": _timm_tokens}
+OPTIONS = {"pretrained": False, "img_size": 64, "precision": "fp32"}
+
+
+def test_every_registered_kind_is_covered():
+    missing = set(backbone_kinds()) - {k.split("-")[0] for k in KINDS}
+    assert not missing, f"kinds without a contract sample: {missing}"
+
+
+@pytest.fixture(params=sorted(KINDS), scope="module")
+def model_name(request, tmp_path_factory) -> str:
+    return KINDS[request.param](tmp_path_factory.mktemp(request.param))
+
+
+def _images(n: int = 3, size: int = 64) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(7))
+
+
+def test_feature_info_matches_the_maps(model_name):
+    backbone = create_backbone(ModelConfig(model=model_name, **OPTIONS))
+    stages = backbone.feature_info
+    if not stages:
+        pytest.skip("this backbone has no stages")  # pragma: no cover - every kind has some now
+    backbone.select("all,final,pooled")
+    with torch.inference_mode():
+        maps = backbone(torch.zeros(1, 3, 64, 64))
+    for tap in stages:
+        fmap = maps[tap.name]
+        assert fmap.shape[1] == tap.channels, tap
+        if tap.reduction and fmap.ndim == 4:
+            assert fmap.shape[-1] in (64 // tap.reduction, -(-64 // tap.reduction)), tap
+    assert maps["pooled"].shape == (1, backbone.num_features)
+    assert set(backbone.data_config()) >= {"input_size", "interpolation", "mean", "std",
+                                            "crop_pct"}
+    assert backbone.describe()["kind"] == parse_model_name(model_name)[0]
+
+
+def _layer_choices(pool: str) -> list[str | None]:
+    multi = getattr(create_pooling(pool), "multi_layer", False)
+    return [None] if multi else [None, "final", "all", "-1"]
+
+
+@pytest.mark.parametrize("pool", list_poolings())
+def test_info_sizes_equal_extracted_sizes(model_name, pool):
+    info = imgfeat.model_info(model_name, img_size=64)
+    for layers in _layer_choices(pool):
+        ex = Extractor(ModelConfig(model=model_name, **OPTIONS, layers=layers, pool=pool))
+        vec = ex.embed(_images(2))
+        assert vec.shape == (2, ex.dim)
+        key = {None: "pooled" if pool == "avg" else "final", "-1": str(len(info["stages"]) - 1)
+               }.get(layers, layers)
+        if getattr(ex.pooling, "multi_layer", False):
+            key = "all"
+        assert ex.dim == info["vector_sizes"][key][pool], (layers, pool)
+        assert ex.metadata()["layers"] == ex.layer_spec
+
+
+@pytest.mark.parametrize("pool", list_poolings())
+def test_folding_kept_or_undone_gives_equal_vectors(model_name, pool):
+    layers = _layer_choices(pool)[-1]
+    folded = Extractor(ModelConfig(model=model_name, **OPTIONS, pool=pool, layers=layers))
+    plain = Extractor(ModelConfig(model=model_name, **OPTIONS, pool=pool, layers=layers,
+                                  fold_bn=False))
+    assert plain.folded_bn == 0
+    x = _images()
+    a, b = folded.embed(x).astype(np.float64), plain.embed(x).astype(np.float64)
+    scale = np.abs(b).max() + 1e-12
+    assert np.abs(a - b).max() <= 2e-3 * scale, (pool, folded.folded_bn)
+
+
+@pytest.mark.parametrize("pool", list_poolings())
+def test_pooling_parameters_round_trip(pool):
+    p = create_pooling(pool)
+    params = p.get_params()
+    again = create_pooling(pool, **params)
+    assert again.get_params() == params
+    assert repr(again) == repr(p)
+
+
+@pytest.mark.parametrize("pool", list_poolings())
+def test_rows_do_not_depend_on_their_batch(model_name, pool):
+    ex = Extractor(ModelConfig(model=model_name, **OPTIONS, pool=pool,
+                               layers=_layer_choices(pool)[-1]))
+    x = _images(4)
+    together = ex.embed(x).astype(np.float64)
+    alone = np.concatenate([ex.embed(x[i:i + 1]) for i in range(4)]).astype(np.float64)
+    assert np.abs(together - alone).max() <= 1e-4 * (np.abs(alone).max() + 1e-12)
+
+
+def test_every_entry_point_takes_every_model_option():
+    """ModelConfig is the one definition: extract(), FeatureExtractor, bench() take all of it."""
+    from imgfeat.evaluate.bench import bench
+
+    names = {f.name for f in fields(ModelConfig)}
+    renamed = {"model": "models", "pool": "pools"}
+    assert names <= set(inspect.signature(imgfeat.extract).parameters)
+    assert names <= set(inspect.signature(FeatureExtractor).parameters)
+    assert {renamed.get(n, n) for n in names} <= set(inspect.signature(bench).parameters)
+    fe = FeatureExtractor("test_efficientnet", pretrained=False, img_size=64, pool="radam",
+                          pool_args={"m": 2})
+    assert fe.model_config().pool_args == (("m", 2),)
+    assert fe.fit().extractor_.pooling.m == 2
