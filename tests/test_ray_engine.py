@@ -51,12 +51,12 @@ def test_actor_killed_once_mid_run(ray_cluster, image_folder, reference, tmp_pat
 
 def test_driver_sigkilled_then_resumed(ray_cluster, tmp_path):
     root = random_class_folder(tmp_path / "many", n=48, classes=3, side=32, seed=1)
-    args = ["--model", "test_efficientnet", "--no-pretrained", "--img-size", "64",
-            "--shard-size", "4", "--batch-size", "2", "-q", "--engine", "ray",
-            "--ray-address", ray_cluster.address]
+    local = ["--model", "test_efficientnet", "--no-pretrained", "--img-size", "64",
+             "--shard-size", "4", "--batch-size", "2", "-q"]
+    args = [*local, "--engine", "ray", "--ray-address", ray_cluster.address]
+    cli = [sys.executable, "-m", "imgfeat.cli", "extract", str(root), "-o"]
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "imgfeat.cli", "extract", str(root), "-o",
-                             str(out), *args], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([*cli, str(out), *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not list(
@@ -67,9 +67,12 @@ def test_driver_sigkilled_then_resumed(ray_cluster, tmp_path):
     proc.wait()
     _, _, ids, meta = load_features(out)
     assert 0 < len(ids) < 48 and not meta["complete"]
-    res = extract(root, out, **{**RUN, "img_size": 64}, batch_size=2, engine="ray", resume=True)
-    assert res.shards_skipped >= 1 and res.ok == 48
-    extract(root, tmp_path / "one", **RUN, batch_size=2)
+    resumed = subprocess.run([*cli, str(out), *args, "--resume"], capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    one = subprocess.run([*cli, str(tmp_path / "one"), *local], capture_output=True, text=True,
+                         timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
     X0, _, ids0, _ = load_features(tmp_path / "one")
     X, _, ids, meta = load_features(out)
     assert ids == ids0 and meta["complete"]
