@@ -47,3 +47,6 @@ def image_folder(tmp_path) -> Path:
             ext = [".png", ".JPG", ".jpeg", ".png", ".bmp"][k]
             Image.fromarray(arr.astype(np.uint8)).save(folder / f"img{k}{ext}")
     return root
+
+
+from .remote_fixtures import ray_cluster, s3  # noqa: E402,F401 - shared session fixtures

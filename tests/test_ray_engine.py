@@ -1,22 +1,85 @@
-"""The ray engine on a real local Ray cluster gives the local engine's vectors."""
+"""The ray engine (Ray Data, an actor pool) on a local Ray cluster shared by these tests gives the
+local engine's vectors: from S3 to S3, with an actor killed mid-run, and after the driver is
+SIGKILLed and the job resumed."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
-from imgfeat import extract, load_features
+from imgfeat import ConfigError, extract, load_features
 
-from .conftest import TINY
+from .conftest import TINY, random_class_folder
 
-ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+pytest.importorskip("ray", reason="the ray extra is not installed")
+
+RUN = {**TINY, "shard_size": 4, "progress": False}
 
 
-def test_ray_engine_matches_local(image_folder, tmp_path):
-    extract(image_folder, tmp_path / "local", **TINY, shard_size=4, progress=False)
-    res = extract(image_folder, tmp_path / "ray", **TINY, shard_size=4, progress=False,
-                  engine="ray")
+@pytest.fixture
+def reference(image_folder, tmp_path):
+    extract(image_folder, tmp_path / "ref", **RUN)
+    return load_features(tmp_path / "ref")
+
+
+def test_s3_to_s3_with_ray_equals_local_folder(ray_cluster, s3, image_folder, reference):
+    src = s3.upload(image_folder, s3.prefix("imgs"))
+    out = s3.prefix("ray-out")
+    res = extract(src, out, **RUN, engine="ray", storage_options=s3.options)
     assert (res.ok, res.shards) == (15, 4)
-    X0, y0, ids0, _ = load_features(tmp_path / "local")
-    X1, y1, ids1, meta = load_features(tmp_path / "ray")
-    assert ids1 == ids0 and list(y1) == list(y0) and meta["complete"]
-    np.testing.assert_allclose(X1, X0, rtol=1e-5, atol=1e-6)
-    assert not ray.is_initialized()  # the engine stops the cluster it started
+    X, y, ids, meta = load_features(out, storage_options=s3.options)
+    X0, y0, ids0, _ = reference
+    assert ids == ids0 and list(y) == list(y0) and meta["complete"]
+    np.testing.assert_allclose(X, X0, rtol=1e-5, atol=1e-6)
+
+
+def test_actor_killed_once_mid_run(ray_cluster, image_folder, reference, tmp_path):
+    ray_cluster.fault_file.write_text("2")  # the actor that gets shard 2 dies, once
+    res = extract(image_folder, tmp_path / "o", **RUN, engine="ray")
+    assert not ray_cluster.fault_file.exists()
+    assert ray_cluster.fault_file.with_name("kill-one-actor.claimed").exists()
+    assert (res.ok, res.shards, res.shards_skipped) == (15, 4, 0)
+    X, _, ids, _ = load_features(tmp_path / "o")
+    assert ids == reference[2]
+    np.testing.assert_allclose(X, reference[0], rtol=1e-5, atol=1e-6)
+
+
+def test_driver_sigkilled_then_resumed(ray_cluster, tmp_path):
+    root = random_class_folder(tmp_path / "many", n=48, classes=3, side=32, seed=1)
+    local = ["--model", "test_efficientnet", "--no-pretrained", "--img-size", "64",
+             "--shard-size", "4", "--batch-size", "2", "-q"]
+    args = [*local, "--engine", "ray", "--ray-address", ray_cluster.address]
+    cli = [sys.executable, "-m", "imgfeat.cli", "extract", str(root), "-o"]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*cli, str(out), *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not list(
+            (out / "_manifests").glob("*.json")):
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _, _, ids, meta = load_features(out)
+    assert 0 < len(ids) < 48 and not meta["complete"]
+    resumed = subprocess.run([*cli, str(out), *args, "--resume"], capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    one = subprocess.run([*cli, str(tmp_path / "one"), *local], capture_output=True, text=True,
+                         timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    X0, _, ids0, _ = load_features(tmp_path / "one")
+    X, _, ids, meta = load_features(out)
+    assert ids == ids0 and meta["complete"]
+    np.testing.assert_allclose(X, X0, rtol=1e-5, atol=1e-6)
+    assert not list(out.rglob(".tmp-*"))
+
+
+def test_ray_options_need_the_ray_engine(image_folder, tmp_path):
+    with pytest.raises(ConfigError, match="--engine ray"):
+        extract(image_folder, tmp_path / "o", **RUN, gpus_per_worker=1)

@@ -19,6 +19,7 @@ from .errors import ConfigError, ImgfeatWarning, ItemsFailedError
 from .pipeline import Extractor, make_shards
 from .precision import resolve_precision, slow_precision
 from .sources import Source, open_source
+from .storage import StorageUnavailableError, join, unavailable_reason
 from .store import FAILURES, JobStore
 from .usage import arg
 
@@ -27,7 +28,7 @@ from .usage import arg
 class ExtractResult:
     """What a run did: counts, where the output and the failure list are."""
 
-    output: Path
+    output: Path | str  # a URL for object storage
     items: int
     ok: int
     failed: int
@@ -41,7 +42,11 @@ class ExtractResult:
     precision: str = "fp32"
 
     @property
-    def failures_path(self) -> Path | None:
+    def failures_path(self) -> Path | str | None:
+        if not self.failed:
+            return None
+        if isinstance(self.output, str):
+            return join(self.output, FAILURES)
         p = self.output / FAILURES
         return p if p.is_file() else None
 
@@ -70,14 +75,21 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
             labels: str = "auto", label_pattern: str | None = None, data_labels=None,
             height: int | None = None, width: int | None = None, channels: int | None = None,
             max_pixels: int = MAX_PIXELS, ray_address: str | None = None,
-            fold_bn: bool = True) -> ExtractResult:
+            fold_bn: bool = True, storage_options: dict | None = None,
+            keep_listing: bool = False, gpus_per_worker: float = 0,
+            ray_max_actors: int | None = None) -> ExtractResult:
     """Extract features of every image in ``source`` into the folder ``output``.
 
     ``source`` is a folder, a ``.csv`` list, a ``.npy`` array (with ``data_labels``), an array,
-    or a :class:`~imgfeat.sources.Source`. Returns an :class:`ExtractResult`; bad images are
+    or a :class:`~imgfeat.sources.Source`; folders, CSV lists and ``output`` may be URLs
+    (``s3://…``, ``gs://…``, ``az://…``) read and written through fsspec with
+    ``storage_options``. The item list is frozen at the start; a resume whose source has changed
+    is refused unless ``keep_listing``. Returns an :class:`ExtractResult`; bad images are
     recorded per item (or, with ``strict``, raise :class:`ItemsFailedError`, and a new output
     is removed again). ``precision="auto"`` runs bf16 where the device has it natively (CUDA
     with bf16, CPUs with AVX512-BF16 or AMX) and fp32 elsewhere; the metadata records which.
+    ``engine="ray"`` runs on a Ray cluster (``ray_address``, up to ``ray_max_actors`` actors,
+    each with ``gpus_per_worker`` GPUs when given).
     """
     t0 = time.perf_counter()
     if engine not in ENGINES:
@@ -87,6 +99,13 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or value < least):
             raise ConfigError(f"{arg(name, value)}: must be a whole number, at least {least}")
+    if gpus_per_worker < 0:
+        raise ConfigError(f"{arg('gpus_per_worker', gpus_per_worker)}: must be 0 or more")
+    if engine != "ray" and (gpus_per_worker or ray_max_actors):
+        raise ConfigError("--gpus-per-worker and --ray-max-actors apply to --engine ray only")
+    if engine == "ray" and device != "cpu":
+        raise ConfigError("with --engine ray the driver runs on cpu; use --gpus-per-worker N "
+                          "to run the Ray actors on GPUs")
     device = check_device(device)
     precision = resolve_precision(precision, device)
     if (why := slow_precision(precision, device)) is not None:
@@ -101,7 +120,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                     strict=strict)
     src: Source = open_source(source, labels=labels, label_pattern=label_pattern,
                               data_labels=data_labels, height=height, width=width,
-                              channels=channels)
+                              channels=channels, storage_options=storage_options)
     if strict:
         bad = next((it for it in src.items if it.error), None)
         if bad is not None:
@@ -111,11 +130,13 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
     torch.set_num_threads(n_threads)
     try:
         extractor = Extractor(mcfg, device=device)
+        store = JobStore(output, format, storage_options)
+        if store.open(resume=resume, overwrite=overwrite):
+            src.items = store.check_listing(src.items, keep_listing)
         cfg = ExtractConfig(source=src.describe(), model=mcfg, format=format,
                             shard_size=shard_size)
         hashed = {**cfg.to_dict(), "weights": extractor.weights.to_dict()}
-        store = JobStore(output, format, hashed, config_digest(hashed), extractor.metadata())
-        done = store.prepare(resume=resume, overwrite=overwrite)
+        done = store.begin(hashed, config_digest(hashed), extractor.metadata(), src.items)
         shards = make_shards(src.items, shard_size)
         pending = [s for s in shards if s.index not in done]
         reused = sum(len(s.items) for s in shards if s.index in done)
@@ -129,11 +150,17 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
 
                 results = run_ray(extractor, src, pending, batch_size=run.batch_size,
                                   max_pixels=max_pixels, address=ray_address,
+                                  gpus_per_actor=gpus_per_worker, max_actors=ray_max_actors,
+                                  threads_per_actor=threads,
                                   on_batch=bar.update)
             else:
                 results = run_local(extractor, src, pending, batch_size=run.batch_size,
                                     workers=workers, max_pixels=max_pixels, on_batch=bar.update)
+            unavailable: list[str] = []
             for data in results:
+                if (why := unavailable_reason(data.errors)) is not None:
+                    unavailable.append(f"shard {data.index}: {why}")
+                    continue  # not recorded: --resume runs this shard again
                 if strict and data.n_failed:
                     k = int((~data.ok).argmax())
                     if not done:  # this run made the output: nothing of it may block a rerun
@@ -144,6 +171,10 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                 store.write_shard(data)
         finally:
             bar.close()
+        if unavailable:
+            raise StorageUnavailableError(
+                f"{len(unavailable)} shard(s) left unfinished, storage unavailable "
+                f"({unavailable[0]}); run again with --resume")
         store.finish(len(shards))
         return _result(store, shards, len(shards) - len(pending), t0, extractor.dim, reused,
                        precision)
@@ -154,7 +185,8 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
 def _result(store: JobStore, shards, skipped: int, t0: float, dim: int, reused: int,
             precision: str) -> ExtractResult:
     summary = store.summary()
-    return ExtractResult(store.out, summary.get("items", 0), summary.get("ok", 0),
+    out = store.out if store.loc.remote else Path(store.out)
+    return ExtractResult(out, summary.get("items", 0), summary.get("ok", 0),
                          summary.get("failed", 0), len(shards), skipped,
                          time.perf_counter() - t0, dim, reused, precision)
 

@@ -41,7 +41,22 @@ def add_parsers(sub) -> None:
     g.add_argument("--device", default="cpu", help="cpu, cuda or mps")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this machine; ray: a Ray cluster (the ray extra)")
-    g.add_argument("--ray-address", help="Ray cluster address (default: start a local one)")
+    g.add_argument("--ray-address", help="Ray cluster address, or 'auto' for the cluster of "
+                   "this node (default: start a local one)")
+    g.add_argument("--gpus-per-worker", type=float, default=0,
+                   help="--engine ray: GPUs per Ray actor; the actors then run on CUDA "
+                        "(default: 0, CPU actors)")
+    g.add_argument("--ray-max-actors", type=int, default=None,
+                   help="--engine ray: most actors the pool grows to (default: as many as the "
+                        "cluster's CPUs or GPUs hold at the start)")
+    g.add_argument("--storage-options", metavar="JSON", type=_json_object, default=None,
+                   help="fsspec options for URL sources and outputs, e.g. "
+                        "'{\"endpoint_url\": \"http://minio:9000\"}' or keyed by scheme "
+                        "'{\"s3\": {…}, \"gs\": {…}}' (default: the back-end's own "
+                        "credential chain)")
+    g.add_argument("--keep-listing", action="store_true",
+                   help="with --resume, finish the job's frozen item list even if the source "
+                        "has changed since it started (default: refuse)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run, on_interrupt="imgfeat: interrupted; finished shards are kept: run "
                    "the same command with --resume to finish")
@@ -62,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
         strict=args.strict, progress=False if args.quiet else None, engine=args.engine,
         labels="none" if args.no_labels else "auto", label_pattern=args.label_pattern,
         data_labels=args.labels, height=args.height, width=args.width, channels=args.channels,
-        max_pixels=args.max_pixels or MAX_PIXELS, ray_address=args.ray_address)
+        max_pixels=args.max_pixels or MAX_PIXELS, ray_address=args.ray_address,
+        storage_options=args.storage_options, keep_listing=args.keep_listing,
+        gpus_per_worker=args.gpus_per_worker, ray_max_actors=args.ray_max_actors)
     if result.shards_skipped == result.shards:
         print(f"nothing to do: {result.output} is complete ({result.ok} vectors)")
     else:
@@ -74,3 +91,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.failed} images failed; the list with reasons is in {result.failures_path}")
         return 1
     return 0
+
+
+def _json_object(text: str) -> dict:
+    """An argparse type: a JSON object."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object, like '{\"anon\": true}'")
+    return value

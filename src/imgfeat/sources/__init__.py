@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import posixpath
 from pathlib import Path
 
 from ..errors import SourceError
+from ..storage import is_url
 from .arrays import ArraySource
 from .base import Item, Source
 from .csvlist import CsvSource
@@ -15,14 +17,28 @@ from .paths import PathsSource
 
 def open_source(spec, *, labels: str = "auto", label_pattern: str | None = None,
                 data_labels=None, height: int | None = None, width: int | None = None,
-                channels: int | None = None) -> Source:
-    """Make a source from a folder path, a ``.csv`` list, a ``.npy`` array, or an array."""
+                channels: int | None = None, storage_options: dict | None = None) -> Source:
+    """Make a source from a folder path, a ``.csv`` list, a ``.npy`` array, or an array.
+
+    Folders and CSV lists may be URLs (``s3://bucket/prefix/``, ``gs://…``, ``az://…``), read
+    through fsspec with ``storage_options``.
+    """
     if isinstance(spec, Source):
         return spec
     if isinstance(spec, list | tuple) and spec and isinstance(spec[0], str | os.PathLike):
-        return PathsSource(spec, data_labels)
+        src = PathsSource(spec, data_labels)
+        src.storage_options = dict(storage_options or {})
+        return src
     if not isinstance(spec, str | os.PathLike):
         return ArraySource(spec, data_labels, height, width, channels)
+    if is_url(spec):
+        suffix = posixpath.splitext(spec.rstrip("/"))[1].lower()
+        if suffix in (".csv", ".txt", ".tsv"):
+            return CsvSource(spec, storage_options=storage_options)
+        if suffix in (".npy", ".npz"):
+            raise SourceError(f"arrays are read from local files only, not {spec}")
+        return FolderSource(spec, labels=labels, label_pattern=label_pattern,
+                            storage_options=storage_options)
     p = Path(spec)
     if p.is_dir():
         return FolderSource(p, labels=labels, label_pattern=label_pattern)

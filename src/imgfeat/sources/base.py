@@ -9,6 +9,7 @@ from PIL import Image
 
 from ..decode import MAX_PIXELS, open_image
 from ..errors import DecodeError
+from ..storage import StorageUnavailableError, is_url, read_bytes
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class Source:
     """A sequence of items plus the way to read one of them as an RGB image."""
 
     kind = "base"
+    #: options of the fsspec back-end that reads URL items (credentials stay out of outputs)
+    storage_options: dict = {}
 
     def __init__(self, items: Sequence[Item]):
         self.items = list(items)
@@ -47,6 +50,9 @@ class Source:
             raise DecodeError(item.error)
         if item.path is None:
             raise DecodeError("item has no path")
+        if is_url(item.path):
+            return open_image(fetch(item.path, self.storage_options), max_pixels=max_pixels,
+                              min_side=min_side)
         return open_image(item.path, max_pixels=max_pixels, min_side=min_side)
 
     def describe(self) -> dict:
@@ -56,3 +62,19 @@ class Source:
     @property
     def labels(self) -> list[str | None]:
         return [it.label for it in self.items]
+
+
+def fetch(url: str, storage_options: dict | None = None) -> bytes:
+    """An image's bytes from a URL. A missing or forbidden object is this item's failure; storage
+    still failing after retries raises :class:`StorageUnavailableError` (the shard is retried by
+    ``--resume``, the image not recorded as bad)."""
+    try:
+        return read_bytes(url, storage_options)
+    except StorageUnavailableError:
+        raise
+    except FileNotFoundError:
+        raise DecodeError("file not found") from None
+    except PermissionError:
+        raise DecodeError("permission denied") from None
+    except (OSError, ValueError) as exc:
+        raise DecodeError(f"cannot read: {type(exc).__name__}: {exc}") from None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 
 from ..decode import is_image_file
 from ..errors import SourceError
+from ..storage import is_url, parent, read_bytes, resolve
 from .base import Item, Source
 
 HEADER_WORDS = {"label", "class", "path", "file", "filename", "image", "split", "target", "y"}
@@ -20,20 +22,23 @@ class CsvSource(Source):
     """Rows of ``label,path`` (optionally a third ``split`` column), headerless or with a header.
 
     With a header, the columns are found by name (``label``/``class``, ``path``/``file``/
-    ``image``, ``split``). Relative paths are relative to the CSV's folder, which is the root for
-    ids. A bad row becomes a failed item whose error names its line.
+    ``image``, ``split``). Relative paths are relative to the CSV's folder (for a CSV at a URL,
+    relative keys resolve against the CSV's own URL), which is the root for ids; a row may also
+    hold a full URL (``s3://…``, ``https://…``). A bad row becomes a failed item whose error
+    names its line.
     """
 
     kind = "csv"
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        if not self.path.is_file():
+    def __init__(self, path: str | os.PathLike, storage_options: dict | None = None):
+        self.storage_options = dict(storage_options or {})
+        self.url = str(path) if is_url(path) else None
+        self.path = Path(path) if self.url is None else self.url
+        if self.url is None and not self.path.is_file():
             raise SourceError(f"CSV list not found: {self.path}")
-        self.root = self.path.parent
+        self.root = self.path.parent if self.url is None else parent(self.url)
         try:
-            with open(self.path, newline="", encoding="utf-8-sig") as fh:
-                rows = list(csv.reader(fh))
+            rows = list(csv.reader(io.StringIO(self._text(), newline="")))
         except UnicodeDecodeError:
             raise SourceError(f"{self.path} is not a UTF-8 text file") from None
         except csv.Error as exc:
@@ -69,9 +74,14 @@ class CsvSource(Source):
             if not raw:
                 items.append(Item(id=f"line {line}", error=f"line {line}: empty path"))
                 continue
-            p = Path(raw)
-            full = p if p.is_absolute() else self.root / p
-            rid = _rel_id(full, self.root)
+            if self.url is None and not is_url(raw):
+                p = Path(raw)
+                full = p if p.is_absolute() else self.root / p
+                rid = _rel_id(full, self.root)
+            else:
+                full = resolve(str(self.root), raw)
+                prefix = f"{self.root}/"
+                rid = full[len(prefix):] if full.startswith(prefix) else full
             if rid in seen:
                 rid = f"{rid}#line{line}"
             seen[rid] = line
@@ -99,8 +109,20 @@ class CsvSource(Source):
             raise SourceError(f"{self.path}: the columns look swapped (line {line} is "
                               f"{','.join(c.strip() for c in first)}); a CSV list has {LAYOUT}")
 
+    def _text(self) -> str:
+        if self.url is None:
+            with open(self.path, newline="", encoding="utf-8-sig") as fh:
+                return fh.read()
+        try:
+            return read_bytes(self.url, self.storage_options).decode("utf-8-sig")
+        except FileNotFoundError:
+            raise SourceError(f"CSV list not found: {self.url}") from None
+        except PermissionError:
+            raise SourceError(f"CSV list not readable (permission denied): {self.url}") from None
+
     def describe(self) -> dict:
-        return {"kind": self.kind, "path": str(self.path.resolve()), "count": len(self.items)}
+        path = self.url or str(self.path.resolve())
+        return {"kind": self.kind, "path": path, "count": len(self.items)}
 
 
 def _find(header: list[str], names: tuple[str, ...]) -> int | None:

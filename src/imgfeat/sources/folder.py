@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..decode import is_image_file
 from ..errors import SourceError
+from ..storage import filesystem, is_url, join, with_retries
 from .base import Item, Source
 
 LABEL_MODES = ("auto", "subfolder", "pattern", "none")
@@ -27,6 +28,19 @@ def scan_images(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
+def scan_remote(url: str, storage_options: dict | None = None) -> list[str]:
+    """Keys of image objects under the prefix ``url``, relative to it, sorted."""
+    fs, root = filesystem(url, storage_options)
+    root = root.rstrip("/")
+    try:
+        keys = with_retries(lambda: fs.find(root, detail=False), f"listing {url}")
+    except FileNotFoundError:
+        return []
+    rels = (k[len(root) + 1:] for k in keys if k.startswith(root + "/"))
+    return sorted(r for r in rels if is_image_file(r)
+                  and not any(part.startswith(".") for part in r.split("/")))
+
+
 class FolderSource(Source):
     """Images under a folder. ``id`` is the POSIX path relative to the folder.
 
@@ -40,11 +54,13 @@ class FolderSource(Source):
     kind = "folder"
 
     def __init__(self, root: str | os.PathLike, labels: str = "auto",
-                 label_pattern: str | None = None):
-        self.root = Path(root)
-        if not self.root.exists():
+                 label_pattern: str | None = None, storage_options: dict | None = None):
+        self.storage_options = dict(storage_options or {})
+        self.url = str(root).rstrip("/") if is_url(root) else None
+        self.root = Path(root) if self.url is None else self.url
+        if self.url is None and not self.root.exists():
             raise SourceError(f"folder not found: {self.root}")
-        if not self.root.is_dir():
+        if self.url is None and not self.root.is_dir():
             raise SourceError(f"not a folder: {self.root}")
         if label_pattern is not None:
             labels = "pattern"
@@ -58,29 +74,32 @@ class FolderSource(Source):
             regex = re.compile(label_pattern) if label_pattern else None
         except re.error as exc:
             raise SourceError(f"bad label pattern '{label_pattern}': {exc}") from None
-        paths = scan_images(self.root)
-        if not paths:
+        if self.url is None:
+            rels = [p.relative_to(self.root).as_posix() for p in scan_images(self.root)]
+        else:
+            rels = scan_remote(self.url, self.storage_options)
+        if not rels:
             raise SourceError(f"no images found under {self.root}")
-        rels = [p.relative_to(self.root).as_posix() for p in paths]
         self.split_folders = all("/" in r and r.split("/", 1)[0].lower() in SPLIT_FOLDERS
                                  for r in rels)
         within = [r.split("/", 1)[1] if self.split_folders else r for r in rels]
         if labels == "auto":
             labels = "subfolder" if all("/" in r for r in within) else "none"
         items = []
-        for path, rel, inner in zip(paths, rels, within, strict=True):
+        for rel, inner in zip(rels, within, strict=True):
             label: str | None = None
             error = None
             split = SPLIT_FOLDERS[rel.split("/", 1)[0].lower()] if self.split_folders else None
             if labels == "subfolder":
                 label = inner.split("/", 1)[0] if "/" in inner else None
             elif regex is not None:
-                m = regex.search(path.name)
+                m = regex.search(rel.rsplit("/", 1)[-1])
                 if m:
                     label = m.group(1) if m.groups() else m.group(0)
                 else:
                     error = f"file name does not match label pattern '{label_pattern}'"
-            items.append(Item(id=rel, path=str(path), label=label, split=split, error=error))
+            items.append(Item(id=rel, path=join(self.root, rel), label=label, split=split,
+                              error=error))
         if regex is not None and all(it.error for it in items):
             raise SourceError(f"no file name under {self.root} matches the label pattern "
                               f"'{label_pattern}'")
@@ -88,6 +107,7 @@ class FolderSource(Source):
         super().__init__(items)
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "root": str(self.root.resolve()), "labels": self.resolved_labels,
+        root = self.url or str(self.root.resolve())
+        return {"kind": self.kind, "root": root, "labels": self.resolved_labels,
                 "label_pattern": self.label_pattern, "count": len(self.items),
                 **({"splits": "folders"} if self.split_folders else {})}

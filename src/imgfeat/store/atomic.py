@@ -1,29 +1,14 @@
-"""Atomic file writes: a temporary file in the same folder, fsync, then rename."""
+"""Atomic local file writes (temporary file, fsync, rename) and JSON helpers."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-TMP_PREFIX = ".tmp-"
+from ..storage import TMP_PREFIX, Location, atomic_path
 
-
-@contextlib.contextmanager
-def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``final``; rename it over ``final`` only on success."""
-    final = Path(final)
-    tmp = final.with_name(f"{TMP_PREFIX}{final.name}.{os.getpid()}")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+__all__ = ["TMP_PREFIX", "atomic_path", "read_json", "remove_temporaries", "write_json"]
 
 
 def write_json(path: str | os.PathLike, data: dict) -> None:
@@ -38,9 +23,4 @@ def read_json(path: str | os.PathLike) -> dict:
 
 def remove_temporaries(folder: Path) -> int:
     """Delete temporary files left by a killed run; returns how many."""
-    n = 0
-    for p in folder.rglob(f"{TMP_PREFIX}*"):
-        with contextlib.suppress(OSError):
-            p.unlink()
-            n += 1
-    return n
+    return Location(folder).remove_temporaries()

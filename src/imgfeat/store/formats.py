@@ -1,10 +1,14 @@
-"""How one shard, and a finished job, is written in each format (Parquet, NumPy, CSV)."""
+"""How one shard, and a finished job, is written in each format (Parquet, NumPy, CSV).
+
+Shards are serialised in memory and handed to a :class:`~imgfeat.storage.Location` as whole
+files, so the same code writes a local folder (temp file + rename) and an object store (one PUT).
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -12,7 +16,7 @@ import pyarrow.parquet as pq
 
 from ..batches import ShardData
 from ..errors import StoreError
-from .atomic import atomic_path
+from ..storage import Location
 
 PARTS = "_parts"
 
@@ -21,22 +25,22 @@ def part_name(index: int) -> str:
     return f"part-{index:05d}"
 
 
-def shard_file(out: Path, fmt: str, index: int) -> Path:
-    """Where a shard's data lives: Parquet parts are the output itself; others are merged later."""
+def shard_name(fmt: str, index: int) -> str:
+    """Where a shard's data lives, relative to the output: Parquet parts are the output itself;
+    other formats' parts are merged at the end."""
     if fmt == "parquet":
-        return out / f"{part_name(index)}.parquet"
-    return out / PARTS / f"{part_name(index)}.npz"
+        return f"{part_name(index)}.parquet"
+    return f"{PARTS}/{part_name(index)}.npz"
 
 
 def _column(values) -> pa.Array:
     return pa.array(values, type=pa.string())
 
 
-def write_shard(out: Path, fmt: str, data: ShardData, metadata: dict) -> Path:
-    """Write one shard atomically and return its path."""
-    path = shard_file(out, fmt, data.index)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def shard_bytes(fmt: str, data: ShardData, metadata: dict) -> bytes:
+    """Serialise one shard in memory (nothing touches storage until this returns)."""
     items = data.items
+    buf = io.BytesIO()
     if fmt == "parquet":
         dim = data.vectors.shape[1]
         vtype = pa.float16() if data.vectors.dtype == np.float16 else pa.float32()
@@ -55,24 +59,29 @@ def write_shard(out: Path, fmt: str, data: ShardData, metadata: dict) -> Path:
             "vector": vectors,
         })
         table = table.replace_schema_metadata({"imgfeat": json.dumps(metadata, default=str)})
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, buf, compression="zstd")
     else:
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, vectors=data.vectors, ok=data.ok,
-                     ids=np.array([it.id for it in items], dtype=str),
-                     paths=np.array([it.path or "" for it in items], dtype=str),
-                     labels=np.array([it.label or "" for it in items], dtype=str),
-                     has_label=np.array([it.label is not None for it in items]),
-                     splits=np.array([it.split or "" for it in items], dtype=str),
-                     errors=np.array([e or "" for e in data.errors], dtype=str))
-    return path
+        np.savez(buf, vectors=data.vectors, ok=data.ok,
+                 ids=np.array([it.id for it in items], dtype=str),
+                 paths=np.array([it.path or "" for it in items], dtype=str),
+                 labels=np.array([it.label or "" for it in items], dtype=str),
+                 has_label=np.array([it.label is not None for it in items]),
+                 splits=np.array([it.split or "" for it in items], dtype=str),
+                 errors=np.array([e or "" for e in data.errors], dtype=str))
+    return buf.getvalue()
 
 
-def read_shard(path: Path, fmt: str) -> dict:
+def write_shard(out: Location, fmt: str, data: ShardData, metadata: dict) -> str:
+    """Write one shard as a whole file and return its name."""
+    name = shard_name(fmt, data.index)
+    out.write_bytes(name, shard_bytes(fmt, data, metadata))
+    return name
+
+
+def read_shard(raw: bytes, fmt: str) -> dict:
     """Read a shard back as columns (all items) plus the vectors of succeeded items."""
     if fmt == "parquet":
-        table = pq.read_table(path)
+        table = pq.read_table(pa.BufferReader(raw))
         status = np.array(table.column("status").to_pylist()) == "ok"
         col = table.column("vector").combine_chunks()
         dim = col.type.list_size
@@ -82,7 +91,7 @@ def read_shard(path: Path, fmt: str) -> dict:
                 "labels": table.column("label").to_pylist(),
                 "splits": table.column("split").to_pylist(),
                 "errors": table.column("error").to_pylist(), "ok": status, "vectors": values}
-    with np.load(path, allow_pickle=False) as z:
+    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
         has = z["has_label"]
         return {"ids": z["ids"].tolist(), "paths": [p or None for p in z["paths"].tolist()],
                 "labels": [lab if h else None for lab, h in zip(z["labels"].tolist(), has,
@@ -98,13 +107,14 @@ FINAL_FILES = {
 }
 
 
-def write_final(out: Path, fmt: str, shard_paths: list[Path]) -> list[Path]:
-    """Merge the shards of an npy or csv job into its final files, one shard in memory at a time."""
+def write_final(out: Location, fmt: str, shard_names: list[str]) -> list[str]:
+    """Merge the shards of an npy or csv job into its final files, one shard in memory at a time
+    (on an object store the merged file is held in memory and sent whole)."""
     ids_doc: dict[str, list] = {"ids": [], "paths": [], "splits": []}
     labels: list[str] = []
     dim, dtype = 0, np.dtype(np.float32)
-    for path in shard_paths:
-        s = read_shard(path, fmt)
+    for name in shard_names:
+        s = read_shard(out.read_bytes(name), fmt)
         for i in np.flatnonzero(s["ok"]):
             ids_doc["ids"].append(s["ids"][i])
             ids_doc["paths"].append(s["paths"][i])
@@ -113,65 +123,64 @@ def write_final(out: Path, fmt: str, shard_paths: list[Path]) -> list[Path]:
         dim, dtype = s["vectors"].shape[1], s["vectors"].dtype
     written = []
     if fmt == "npy":
-        data_path = out / FINAL_FILES["npy"][0]
-        with atomic_path(data_path) as tmp:
-            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(labels), dim))
-            row = 0
-            for path in shard_paths:
-                vectors = read_shard(path, fmt)["vectors"]
-                arr[row:row + len(vectors)] = vectors
-                row += len(vectors)
-            arr.flush()
-            del arr
-        lab_path = out / FINAL_FILES["npy"][1]
-        with atomic_path(lab_path) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, np.array(labels, dtype=str))
-        written += [data_path, lab_path]
+        data_name, lab_name = FINAL_FILES["npy"][:2]
+        with out.open_write(data_name) as fh:
+            np.lib.format.write_array_header_1_0(fh, {
+                "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                "shape": (len(labels), dim)})
+            for name in shard_names:
+                fh.write(np.ascontiguousarray(read_shard(out.read_bytes(name), fmt)["vectors"],
+                                              dtype=dtype).tobytes())
+        buf = io.BytesIO()
+        np.save(buf, np.array(labels, dtype=str))
+        out.write_bytes(lab_name, buf.getvalue())
+        written += [data_name, lab_name]
     else:
-        csv_path = out / FINAL_FILES["csv"][0]
-        with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as fh:
+        csv_name = FINAL_FILES["csv"][0]
+        with out.open_write(csv_name) as raw:
+            fh = io.TextIOWrapper(raw, newline="", encoding="utf-8")
             w = csv.writer(fh)
             w.writerow(["Class"] + [f"n{i}" for i in range(dim)])
             k = 0
-            for path in shard_paths:
-                for vec in read_shard(path, fmt)["vectors"]:
+            for name in shard_names:
+                for vec in read_shard(out.read_bytes(name), fmt)["vectors"]:
                     w.writerow([labels[k]] + [f"{v:.8g}" for v in vec.tolist()])
                     k += 1
-        written.append(csv_path)
-    ids_path = out / "features_ids.json"
-    with atomic_path(ids_path) as tmp:
-        tmp.write_text(json.dumps(ids_doc))
-    written.append(ids_path)
+            fh.flush()
+            fh.detach()  # the file itself is closed (and committed) by open_write
+        written.append(csv_name)
+    out.write_bytes("features_ids.json", json.dumps(ids_doc).encode())
+    written.append("features_ids.json")
     return written
 
 
-def read_final(out: Path, fmt: str) -> dict:
+def read_final(out: Location, fmt: str) -> dict:
     """Read the merged files of a finished npy or csv job."""
-    ids_doc = json.loads((out / "features_ids.json").read_text())
+    ids_doc = json.loads(out.read_bytes("features_ids.json"))
     if fmt == "npy":
-        X = np.load(out / FINAL_FILES["npy"][0], allow_pickle=False)
-        labels = np.load(out / FINAL_FILES["npy"][1], allow_pickle=False).tolist()
+        X = np.load(io.BytesIO(out.read_bytes(FINAL_FILES["npy"][0])), allow_pickle=False)
+        labels = np.load(io.BytesIO(out.read_bytes(FINAL_FILES["npy"][1])),
+                         allow_pickle=False).tolist()
     else:
-        X, labels = read_orange_csv(out / FINAL_FILES["csv"][0])
+        X, labels = read_orange_csv(out.read_bytes(FINAL_FILES["csv"][0]).decode())
     return {"ids": ids_doc["ids"], "paths": ids_doc["paths"], "splits": ids_doc["splits"],
             "labels": labels, "vectors": X}
 
 
-def read_orange_csv(path: Path) -> tuple[np.ndarray, list[str]]:
-    """Read a ``Class,n0,n1,…`` CSV into (X, labels)."""
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, [])
-        rows = list(reader)
+def read_orange_csv(text: str, name: str = "CSV") -> tuple[np.ndarray, list[str]]:
+    """Parse a ``Class,n0,n1,…`` CSV into (X, labels)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, [])
+    rows = list(reader)
     if not header or header[0] != "Class":
         found = ",".join(header[:3]) + (",…" if len(header) > 3 else "")
-        raise StoreError(f"{path}: expected a features CSV whose header is Class,n0,n1,… (the "
+        raise StoreError(f"{name}: expected a features CSV whose header is Class,n0,n1,… (the "
                          f"label column first), found {found or 'an empty line'}")
     labels = [r[0] for r in rows]
     try:
         X = np.array([[float(v) for v in r[1:]] for r in rows], dtype=np.float32).reshape(
             len(rows), len(header) - 1)
     except ValueError as exc:
-        raise StoreError(f"{path}: not a features CSV (a row with a non-number or a different "
+        raise StoreError(f"{name}: not a features CSV (a row with a non-number or a different "
                          f"length: {exc})") from None
     return X, labels

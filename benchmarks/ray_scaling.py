@@ -1,0 +1,163 @@
+"""The Ray engine against the local engine, and S3 (a local moto server) against local folders.
+
+Prints, on the same images and model (random weights: the same work as pretrained ones):
+1. local engine, local folder -> local folder: wall time and images/s;
+2. Ray engine on a local cluster started here: wall time including the cluster's start-up, how
+   much of it was start-up, and the ratio to (1); the vectors are checked equal to (1);
+3. a scaling simulation on the warm cluster: 1 actor vs 2 actors of 1 thread each;
+4. local engine, S3 -> S3 through a moto server in its own process, vs (1);
+5. how many shards per second the driver commits (local folder, moto S3): the ceiling on
+   images/s any number of Ray actors can reach through one driver.
+
+    python benchmarks/ray_scaling.py [--images 2000] [--model tf_efficientnet_lite0] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from extract_throughput import make_images  # noqa: E402
+
+from imgfeat import extract, load_features  # noqa: E402
+
+BUCKET = "imgfeat-bench"
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t0, out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto() -> tuple[subprocess.Popen, dict]:
+    """A moto S3 server in its own process on 127.0.0.1 (so it does not share our GIL)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", (
+        "from moto.server import ThreadedMotoServer; import time; "
+        f"s = ThreadedMotoServer(ip_address='127.0.0.1', port={port}, verbose=False); "
+        "s.start(); time.sleep(10**6)")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": "bench", "secret": "bench",
+               "client_kwargs": {"region_name": "us-east-1"}}
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=options["endpoint_url"], aws_access_key_id="bench",
+                          aws_secret_access_key="bench", region_name="us-east-1")
+    for _ in range(200):
+        try:
+            client.create_bucket(Bucket=BUCKET)
+            break
+        except Exception:  # noqa: BLE001 - not listening yet
+            time.sleep(0.1)
+    return proc, options
+
+
+def commit_rate(out, storage_options, n: int, rows: int, dim: int) -> float:
+    """Shards per second that ``JobStore.write_shard`` commits (data + manifest)."""
+    from imgfeat.pipeline import ShardData
+    from imgfeat.sources import Item
+    from imgfeat.store import JobStore
+
+    store = JobStore(out, "parquet", storage_options)
+    store.open()
+    items = [Item(id=f"x/{k:07d}.jpg", path=f"s3://b/x/{k:07d}.jpg", label="x")
+             for k in range(rows)]
+    store.begin({}, "0" * 16, {"dim": dim}, items)
+    vectors = np.random.default_rng(0).standard_normal((rows, dim)).astype(np.float32)
+    t0 = time.perf_counter()
+    for i in range(n):
+        store.write_shard(ShardData(i, items, vectors, np.ones(rows, bool), [None] * rows))
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--model", default="tf_efficientnet_lite0")
+    ap.add_argument("--img-size", type=int, default=None)
+    ap.add_argument("--shard-size", type=int, default=100)
+    ap.add_argument("--quick", action="store_true", help="a tiny smoke run (64 images, tiny model)")
+    args = ap.parse_args()
+    if args.quick:
+        args.images, args.model, args.img_size, args.shard_size = 64, "test_efficientnet", 64, 8
+    cores = len(os.sched_getaffinity(0))
+    cache = Path(tempfile.gettempdir()) / f"imgfeat-bench-ray-{args.images}"
+    folder = make_images(cache / "imgs", args.images, (256, 256))
+    common = {"model": args.model, "pretrained": False, "img_size": args.img_size,
+              "shard_size": args.shard_size, "progress": False}
+    print(f"{args.images} images 256x256 JPEG, {args.model} (random weights), "
+          f"shards of {args.shard_size}, {cores} cores")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        warm = [str(p) for p in sorted(folder.rglob("*.jpg"))[:8]]  # imports, caches: untimed
+        extract(warm, tmp / "warm", **{**common, "shard_size": 4})
+        t_local, _ = timed(extract, folder, tmp / "local", **common)
+        X0, _, ids0, _ = load_features(tmp / "local")
+        print(f"local engine:       {t_local:7.1f} s  {args.images / t_local:6.1f} img/s")
+
+        import ray
+
+        t_start, _ = timed(ray.init, num_cpus=cores, include_dashboard=False,
+                           log_to_driver=False, configure_logging=False)
+        t_run, _ = timed(extract, folder, tmp / "ray", engine="ray", **common)
+        total = t_start + t_run
+        X1, _, ids1, _ = load_features(tmp / "ray")
+        assert ids1 == ids0
+        diff = float(np.abs(X1 - X0).max())
+        print(f"ray engine:         {total:7.1f} s  {args.images / total:6.1f} img/s  "
+              f"= {total / t_local:.2f}x local (cluster start-up {t_start:.1f} s = "
+              f"{100 * t_start / total:.0f}%; run {t_run:.1f} s = {t_run / t_local:.2f}x); "
+              f"max |ray - local| = {diff:.1e}")
+        rates = {}
+        for actors in (1, 2):
+            t, _ = timed(extract, folder, tmp / f"ray{actors}", engine="ray", threads=1,
+                         ray_max_actors=actors, **common)
+            rates[actors] = args.images / t
+            print(f"ray, warm cluster, {actors} actor(s) x 1 thread: {t:6.1f} s  "
+                  f"{rates[actors]:6.1f} img/s")
+        print(f"scaling 1 -> 2 actors on {cores} cores: {rates[2] / rates[1]:.2f}x "
+              f"(efficiency {50 * rates[2] / rates[1]:.0f}%)")
+        ray.shutdown()
+
+        proc, options = start_moto()
+        try:
+            import s3fs
+
+            fs = s3fs.S3FileSystem(**options)
+            fs.put(str(folder) + "/", f"{BUCKET}/imgs/", recursive=True)
+            src, out = f"s3://{BUCKET}/imgs", f"s3://{BUCKET}/out"
+            t_s3, res = timed(extract, src, out, storage_options=options, **common)
+            assert res.ok == args.images
+            X2, _, ids2, _ = load_features(out, storage_options=options)
+            assert ids2 == ids0 and np.allclose(X2, X0, atol=1e-5)
+            print(f"local engine, S3 (moto) -> S3: {t_s3:6.1f} s  {args.images / t_s3:6.1f} "
+                  f"img/s = {t_local / t_s3:.2f}x the local folder's throughput")
+            dim = X0.shape[1]
+            n = 5 if args.quick else 20
+            local_rate = commit_rate(tmp / "commits", None, n, 1000, 1280)
+            s3_rate = commit_rate(f"s3://{BUCKET}/commits", options, n, 1000, 1280)
+            print(f"driver commits of 1000x1280 float32 shards: local {local_rate:.1f}/s, "
+                  f"S3 (moto) {s3_rate:.1f}/s -> ceiling {1000 * s3_rate:,.0f} img/s through "
+                  f"one driver on S3 (this run's vectors: {dim} values)")
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    main()
