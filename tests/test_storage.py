@@ -80,7 +80,7 @@ def test_s3_folder_to_s3_output_equals_local(s3, image_folder, tmp_path):
     assert ids1 == ids0[4:8] and np.allclose(X1, X0[4:8], atol=1e-6)
     written = {k: s3.fs.cat_file(k) for k in s3.fs.find(out[5:])}
     assert "_imgfeat.json" in {k.rsplit("/", 1)[-1] for k in written}
-    assert "_items.parquet" in {k.rsplit("/", 1)[-1] for k in written}
+    assert "_items.arrow" in {k.rsplit("/", 1)[-1] for k in written}
     for blob in written.values():  # credentials never reach what we write
         assert b"testing-secret" not in blob and b"testing-key-id" not in blob
 
@@ -140,7 +140,7 @@ def test_crash_between_data_and_manifest_then_resume(s3, image_folder, tmp_path,
     assert s3.fs.exists(f"{out[5:]}/part-00001.parquet")  # data without its manifest…
     _, _, ids, meta = load_features(out, storage_options=s3.options)
     assert len(ids) == 4 and not meta["complete"]  # …is not visible
-    with pytest.raises(StoreError, match="--resume"):
+    with pytest.raises(StoreError, match="resume=True"):
         extract(src, out, **RUN, storage_options=s3.options)
     res = extract(src, out, **RUN, storage_options=s3.options, resume=True)
     assert res.shards_skipped == 1
@@ -172,7 +172,7 @@ def test_exception_mid_serialisation_leaves_no_object(s3, image_folder, tmp_path
         names = sorted(k.rsplit("/", 1)[-1] for k in s3.fs.find(out[5:]))
     else:
         names = sorted(p.name for p in (tmp_path / "half").rglob("*"))
-    assert names == ["_imgfeat.json", "_items.parquet"]
+    assert names == ["_imgfeat.json", "_items.arrow"]
 
 
 def test_unavailable_storage_leaves_shard_for_resume(s3, image_folder, tmp_path, monkeypatch):

@@ -1,4 +1,7 @@
-"""The frozen item list of a job (``_items.parquet``): written at the start, used by every resume.
+"""The frozen item list of a job (``_items.arrow``): written at the start, used by every resume.
+
+An Arrow IPC file, not Parquet: a ``.parquet`` file with another schema in the output folder
+would break readers (duckdb, polars) that take the folder's ``*.parquet`` as the dataset.
 
 A bucket or folder that changes between a run and its resume cannot reshuffle the shards: the
 change is detected and refused, unless the user asks to finish with the frozen list.
@@ -10,12 +13,11 @@ import io
 from collections.abc import Sequence
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..sources import Item
 from ..storage import Location
 
-ITEMS = "_items.parquet"
+ITEMS = "_items.arrow"
 _FIELDS = ("id", "path", "label", "split", "error")
 
 
@@ -23,8 +25,11 @@ def write_listing(out: Location, items: Sequence[Item]) -> None:
     """Freeze ``items`` as one whole file."""
     cols = {f: pa.array([getattr(it, f) for it in items], type=pa.string()) for f in _FIELDS}
     cols["index"] = pa.array([it.index for it in items], type=pa.int64())
+    table = pa.table(cols)
     buf = io.BytesIO()
-    pq.write_table(pa.table(cols), buf, compression="zstd")
+    with pa.ipc.new_file(buf, table.schema,
+                         options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
+        writer.write_table(table)
     out.write_bytes(ITEMS, buf.getvalue())
 
 
@@ -32,7 +37,7 @@ def read_listing(out: Location) -> list[Item] | None:
     """The frozen items, or None when the job has none (made before listings were frozen)."""
     if not out.is_file(ITEMS):
         return None
-    table = pq.read_table(pa.BufferReader(out.read_bytes(ITEMS)))
+    table = pa.ipc.open_file(pa.BufferReader(out.read_bytes(ITEMS))).read_all()
     cols = {name: table.column(name).to_pylist() for name in (*_FIELDS, "index")}
     return [Item(**{name: cols[name][k] for name in cols}) for k in range(table.num_rows)]
 
