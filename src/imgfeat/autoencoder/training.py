@@ -169,7 +169,8 @@ def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor
     perm = torch.randperm(n, generator=gen)
     batches = list(perm.split(batch_size))
     if len(batches) > 1 and len(batches[-1]) == 1:
-        batches[-2] = torch.cat([batches[-2], batches.pop()])
+        last = batches.pop()
+        batches[-1] = torch.cat([batches[-1], last])
     return batches
 
 
