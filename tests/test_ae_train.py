@@ -164,3 +164,27 @@ def test_a_checkpoint_from_another_architecture_is_refused():
     wider = AutoEncoder(AEConfig(**{**TINY, "base_width": 8}))
     with pytest.raises(ModelError, match="another architecture"):
         load_into(small, wider.state_dict(), "wider.safetensors")
+
+
+def test_tensorboard_log_when_installed(tmp_path):
+    pytest.importorskip("tensorboard")
+    data = tiny_images(tmp_path / "imgs", n=6)
+    run = train(data, tmp_path / "run", AEConfig(**TINY, epochs=2)).run
+    events = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    log = (run / "log.csv").read_text().splitlines()
+    assert log[0] == "epoch,train_loss,val_loss,lr,seconds,images_per_s" and len(log) == 3
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_trains(tmp_path, precision):
+    import warnings
+
+    data = tiny_images(tmp_path / "imgs", n=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # emulated on CPUs without native support
+        res = train(data, tmp_path / "run", AEConfig(**{**TINY, "precision": precision},
+                                                     epochs=2))
+    assert res.epochs_done == 2 and all(np.isfinite(r["train_loss"]) for r in res.history)
+    state = load_state(state_path(res.run, "last"))
+    assert bool(state["scaler"]) == (precision == "fp16")

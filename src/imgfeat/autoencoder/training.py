@@ -19,6 +19,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,9 @@ from pathlib import Path
 import torch
 
 from ..backbones.weights import file_sha256
-from ..errors import ConfigError, StoreError, WeightsError
-from ..precision import resolve_precision
+from ..errors import ConfigError, ImgfeatWarning, StoreError, WeightsError
+from ..precision import resolve_precision, slow_precision
+from ..runner import check_device
 from ..store.atomic import atomic_path, write_json
 from .checkpoint import (
     load_into,
@@ -190,8 +192,10 @@ def train(data, run: str | Path, cfg: AEConfig | None = None, *, resume: bool = 
     say = log or (lambda msg: None)
     changed = set(cfg.result_dict()) if changed is None else changed
     cfg = resolve_run_config(run, cfg, resume, changed)
-    device = cfg.device
+    device = check_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
+    if (why := slow_precision(precision, device)) is not None:
+        warnings.warn(why, ImgfeatWarning, stacklevel=2)
     src = open_images(data, **(source_args or {}))
 
     if resume:
@@ -218,6 +222,8 @@ def train(data, run: str | Path, cfg: AEConfig | None = None, *, resume: bool = 
     opt = _optimizer(model, cfg)
     sched = _scheduler(opt, cfg)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
+    # fp16 needs its gradients scaled against underflow; a no-op otherwise
+    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=precision == "fp16")
     start, best, best_epoch, bad, history = 0, math.inf, 0, 0, []
     if resume:
         state = load_state(state_path(run, "last"))
@@ -229,6 +235,8 @@ def train(data, run: str | Path, cfg: AEConfig | None = None, *, resume: bool = 
         opt.load_state_dict(state["optimizer"])
         if sched is not None:
             sched.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         gen.set_state(state["rng"]["shuffle"])
         torch.set_rng_state(state["rng"]["torch"])
         start, best, best_epoch = state["epoch"], state["best_val_loss"], state["best_epoch"]
@@ -255,8 +263,9 @@ def train(data, run: str | Path, cfg: AEConfig | None = None, *, resume: bool = 
                     recon = net(x)
                 loss = reconstruction_loss(recon, x, cfg.loss, cfg.ssim_weight)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
                 total += loss.item() * len(idx)
                 count += len(idx)
                 if bar is not None:
@@ -284,6 +293,7 @@ def train(data, run: str | Path, cfg: AEConfig | None = None, *, resume: bool = 
             history.append(row)
             state = {"epoch": epoch + 1, "optimizer": opt.state_dict(),
                      "scheduler": sched.state_dict() if sched is not None else {},
+                     "scaler": scaler.state_dict(),
                      "rng": {"shuffle": gen.get_state(), "torch": torch.get_rng_state()},
                      "split": split, "best_val_loss": best, "best_epoch": best_epoch,
                      "bad_epochs": bad, "history": history, "config": cfg.to_toml()}
