@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -87,6 +88,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (20 classes, 20 s)")
     ap.add_argument("--output", help="keep the run and features here")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)
     out = Path(args.output or tempfile.mkdtemp(prefix="ae-usptex-"))
     src = open_benchmark("usptex", args.data)
     if args.quick:
