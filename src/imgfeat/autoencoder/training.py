@@ -77,8 +77,9 @@ def autocast(precision: str, device: str):
 @contextlib.contextmanager
 def _deferred_interrupt():
     """Hold Ctrl-C while a checkpoint is written; deliver it afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield  # Ctrl-C ignored or handled elsewhere: leave it so
         return
     caught: list[int] = []
     old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
