@@ -108,10 +108,14 @@ def elm_decoder(X: torch.Tensor, W: torch.Tensor, ridge: float = 1e-3,
     if bias is not None:
         A = A + bias[None, :, :, None]
     G = torch.sigmoid(A)  # (B, m, q, N)
-    num = torch.einsum("bmqn,bzn->bmqz", G, X)  # G Xᵀ
     q = W.shape[1]
     if q == 1:
+        num = torch.einsum("bmqn,bzn->bmqz", G, X)  # G Xᵀ
         return num / (G * G).sum(-1, keepdim=True).clamp_min(1e-30)
-    gram = torch.einsum("bmqn,bmpn->bmqp", G, G)
-    gram = gram + ridge * torch.eye(q, dtype=X.dtype, device=X.device)
-    return torch.linalg.solve(gram, num)
+    # the q×q system is ill-conditioned in float32 (sigmoid outputs are alike): build and
+    # solve it in float64, so a row never depends on the rounding of its batch
+    G64 = G.double()
+    num = torch.einsum("bmqn,bzn->bmqz", G64, X.double())
+    gram = torch.einsum("bmqn,bmpn->bmqp", G64, G64)
+    gram = gram + ridge * torch.eye(q, dtype=gram.dtype, device=X.device)
+    return torch.linalg.solve(gram, num).to(X.dtype)
