@@ -7,11 +7,11 @@ import sys
 import warnings
 
 from ..errors import ImgfeatError, ImgfeatWarning
-from . import bench, classify, demo, extract, models, sample
+from . import bench, classify, demo, extract, flim, models, sample
 
 #: exit codes (documented in the README)
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
-COMMANDS = (extract, classify, bench, models, sample, demo)
+COMMANDS = (extract, classify, bench, models, sample, demo, flim)
 
 
 def build_parser() -> argparse.ArgumentParser:

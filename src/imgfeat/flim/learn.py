@@ -398,8 +398,8 @@ def _learn_conv(net, conv: FlimConv2d, chain, items, batch_size, seed, rec: Laye
         out_pos, out_group = _dedupe(out_pos, group)
         p = _patches(x, out_pos, conv)
         if conv.fold_norm:
-            c = x.shape[0]
-            p = ((p.reshape(len(p), c, -1) - mean32[None, :, None]) / scale[None, :, None]).reshape(len(p), -1)
+            p = p.reshape(len(p), x.shape[0], -1)
+            p = ((p - mean32[None, :, None]) / scale[None, :, None]).reshape(len(p), -1)
         patches.append(p)
         groups.append(out_group)
         rec.pixels += len(pos)

@@ -19,6 +19,7 @@ from torch import nn
 from ..errors import ModelError
 from ..store.atomic import atomic_path
 from .architecture import Architecture, ArchitectureError, LayerSpec, ModuleSpec, parse_architecture
+from .options import COLOR_SPACES
 
 __all__ = [
     "COLOR_SPACES",
@@ -34,7 +35,6 @@ __all__ = [
 ]
 
 FORMAT = "imgfeat-flim/1"
-COLOR_SPACES = ("lab", "rgb")
 
 # sRGB (D65) -> XYZ, and the L*a*b* ranges the original FLIM maps to [0, 1]
 _RGB2XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
