@@ -123,7 +123,7 @@ def _fit_classifier(net: FlimNetwork, feats: torch.Tensor, y: np.ndarray, n_clas
             loss = loss_fn(clf(feats[idx]), target[idx])
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         losses.append(total / len(order))
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
     clf.eval()

@@ -16,13 +16,18 @@ from .paths import PathsSource
 def open_source(spec, *, labels: str = "auto", label_pattern: str | None = None,
                 data_labels=None, height: int | None = None, width: int | None = None,
                 channels: int | None = None) -> Source:
-    """Make a source from a folder path, a ``.csv`` list, a ``.npy`` array, or an array."""
+    """Make a source from a folder path, a ``.csv`` list, a ``.npy`` array, an array, or
+    ``lids:FOLDER[,SPLIT]`` (flat ``<class>_<id>.png`` images, optional split file)."""
     if isinstance(spec, Source):
         return spec
     if isinstance(spec, list | tuple) and spec and isinstance(spec[0], str | os.PathLike):
         return PathsSource(spec, data_labels)
     if not isinstance(spec, str | os.PathLike):
         return ArraySource(spec, data_labels, height, width, channels)
+    if isinstance(spec, str) and spec.startswith("lids:"):  # the LIDS/FLIM layout, split optional
+        from .lids import LidsSource, parse_lids_spec
+
+        return LidsSource(*parse_lids_spec(spec))
     p = Path(spec)
     if p.is_dir():
         return FolderSource(p, labels=labels, label_pattern=label_pattern)
