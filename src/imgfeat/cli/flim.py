@@ -40,6 +40,8 @@ def add_parsers(sub) -> None:
     t.add_argument("--size", type=int, nargs="+", metavar="PX",
                    help="input size: one value (square) or H W (default: the first marked image's)")
     t.add_argument("--seed", type=int, default=0, help="seed of every k-means and of the classifier")
+    t.add_argument("--random-filters", action="store_true",
+                   help="baseline: random unit-norm kernels instead of learned ones (same seed)")
     t.add_argument("--svm", action="store_true", help="also train a linear SVM on the flattened features")
     t.add_argument("--svm-c", type=float, default=100.0, help="C of --svm (the original's)")
     t.add_argument("--classifier", action="store_true",
@@ -108,7 +110,8 @@ def run_train(args: argparse.Namespace) -> int:
         size = args.size[0] if len(args.size) == 1 else tuple(args.size)
     r = train_flim(args.data, args.output, architecture=args.arch, markers=args.markers, split=args.split,
                    label_pattern=args.label_pattern, label_base=args.label_base, color=args.color,
-                   size=size, per_label=args.per_label, seed=args.seed, svm=args.svm, svm_c=args.svm_c,
+                   size=size, per_label=args.per_label, seed=args.seed,
+                   random_kernels=args.random_filters, svm=args.svm, svm_c=args.svm_c,
                    classifier=args.classifier, epochs=args.epochs, lr=args.lr,
                    weight_decay=args.weight_decay, batch_size=args.batch_size, progress=not args.quiet)
     for layer in r.learn.layers:

@@ -276,13 +276,16 @@ def learn_filters(
     trace: bool = False,
     names: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    random_kernels: bool = False,
 ) -> LearnReport:
     """Learn every FLIM layer of ``net`` in place from ``images`` and their ``markers``.
 
     ``images`` are RGB tensors (3, H, W) in [0, 1] (any sizes); ``markers[i]`` were drawn on
     ``images[i]`` (same size). A marker is a connected stroke, or all pixels of one label with
     ``per_label``. ``trace`` keeps, per layer, its input at the marker pixels (for checks).
-    ``names`` (file names) make errors point at the image. Returns a :class:`LearnReport`.
+    ``names`` (file names) make errors point at the image. ``random_kernels`` is the baseline:
+    every convolution gets unit-norm Gaussian kernels from a generator seeded with ``seed`` (the
+    normalisation layers are still measured on the markers). Returns a :class:`LearnReport`.
     """
     t_all = time.perf_counter()
     if len(images) != len(markers):
@@ -321,7 +324,9 @@ def learn_filters(
         if progress:
             progress(name)
         rec = LayerRecord(name, type(mod).__name__, samples=[] if trace else None)
-        if isinstance(mod, FlimConv2d):
+        if isinstance(mod, FlimConv2d) and random_kernels:
+            _random_conv(net, mod, chain, items, batch_size, seed + len(report.layers), rec)
+        elif isinstance(mod, FlimConv2d):
             _learn_conv(net, mod, chain, items, batch_size, seed, rec, name)
         elif isinstance(mod, MarkerNorm2d):
             _learn_mnorm(net, mod, chain, items, batch_size, rec)
@@ -421,6 +426,22 @@ def _learn_conv(net, conv: FlimConv2d, chain, items, batch_size, seed, rec: Laye
         if conv.fold_norm:
             per_in = scale.reshape(1, -1, 1, 1)
             conv.bias.copy_(-(weight * (mean32.reshape(1, -1, 1, 1) / per_in)).sum(dim=(1, 2, 3)))
+            weight = weight / per_in
+        conv.weight.copy_(weight)
+
+
+def _random_conv(net, conv: FlimConv2d, chain, items, batch_size, seed: int, rec: LayerRecord) -> None:
+    """The baseline: unit-norm Gaussian kernels (with ``fold_norm``, the same folding of the
+    marker statistics as a learned layer)."""
+    gen = torch.Generator().manual_seed(seed)
+    kernels = unit_rows(torch.randn(conv.out_channels, conv.weight[0].numel(), generator=gen))
+    weight = kernels.reshape(conv.weight.shape).to(conv.weight.dtype)
+    rec.out_channels, rec.reduction = conv.out_channels, "random"
+    with torch.no_grad():
+        if conv.fold_norm:
+            mean, std = _marker_stats(net, conv, chain, items, batch_size, rec)
+            per_in = (std + _EPS).to(torch.float32).reshape(1, -1, 1, 1)
+            conv.bias.copy_(-(weight * (mean.to(torch.float32).reshape(1, -1, 1, 1) / per_in)).sum((1, 2, 3)))
             weight = weight / per_in
         conv.weight.copy_(weight)
 

@@ -147,6 +147,7 @@ def train_flim(
     size: int | tuple[int, int] | None = None,
     per_label: bool = False,
     seed: int = 0,
+    random_kernels: bool = False,
     svm: bool = False,
     svm_c: float = 100.0,
     classifier: bool = False,
@@ -162,7 +163,8 @@ def train_flim(
     marker file teach the filters. ``size`` (H, W) is the network's input size (default: the
     first marked image's); marked images and their markers are resized to it. ``svm`` and
     ``classifier`` train heads on the labelled images of ``data`` (``split`` restricts a LIDS
-    folder to a split file).
+    folder to a split file). ``random_kernels`` makes the baseline: random unit kernels, the
+    normalisation still measured on the markers.
     """
     t0 = time.perf_counter()
     arch = (architecture if isinstance(architecture, Architecture)
@@ -181,7 +183,7 @@ def train_flim(
     images = [read_rgb(it.path, hw) for it in items]
     marks = [m.resized(hw[1], hw[0]) for m in marks]
     report = learn_filters(net, images, marks, per_label=per_label, seed=seed, batch_size=batch_size,
-                           names=[it.id for it in items])
+                           names=[it.id for it in items], random_kernels=random_kernels)
     result = TrainResult(Path(output), net, report, len(items), base)
     heads: dict = {}
     if svm or classifier:
@@ -207,7 +209,8 @@ def train_flim(
         "imgfeat": __version__, "torch": torch.__version__, "python": platform.python_version(),
         "data": source.describe(), "markers": str(Path(markers).resolve()) if markers else "beside images",
         "marked_images": [it.id for it in items], "label_base": base, "per_label": per_label,
-        "seed": seed, "input_size": list(hw), "color": color, "learn": report.to_dict(),
+        "seed": seed, "random_kernels": random_kernels, "input_size": list(hw), "color": color,
+        "learn": report.to_dict(),
         "heads": heads, "train_accuracy": result.train_accuracy,
         "seconds": round(result.seconds, 3),
     }
