@@ -21,8 +21,9 @@ SPEC = {
         "branches": {"type": "parallel", "params": {"aggregate": "sum"}, "layers": {
             "a": {"operation": "conv2d", "params": {"kernel_size": 3, "padding": 1,
                                                     "number_of_kernels_per_marker": 2, "out_channels": 4}},
-            "b": {"operation": "conv2d", "params": {"kernel_size": [1, 1], "reduce": "pca", "kmeans": "cosine",
-                                                    "number_of_kernels_per_marker": 2, "out_channels": 4}}}},
+            "b": {"operation": "conv2d", "params": {"kernel_size": [1, 1], "reduce": "pca",
+                                                    "kmeans": "cosine", "number_of_kernels_per_marker": 2,
+                                                    "out_channels": 4}}}},
         "bn": {"operation": "batch_norm2d", "params": {"eps": 1e-5}},
         "drop": {"operation": "dropout", "params": {"p": 0.1}},
         "avg": {"operation": "avg_pool2d", "params": {"kernel_size": 2}},

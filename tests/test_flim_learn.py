@@ -15,8 +15,8 @@ from imgfeat.flim.network import FlimNetwork, load_model, save_model
 
 
 def _conv(k=1, n=2, out=2, **extra) -> dict:
-    return {"operation": "conv2d", "params": {"kernel_size": k, "padding": k // 2,
-                                              "number_of_kernels_per_marker": n, "out_channels": out, **extra}}
+    return {"operation": "conv2d", "params": {"kernel_size": k, "padding": k // 2, "out_channels": out,
+                                              "number_of_kernels_per_marker": n, **extra}}
 
 
 def test_kernels_are_the_kmeans_centroids():
@@ -53,7 +53,8 @@ def test_batched_kmeans_matches_sklearn_and_cosine_is_spherical():
     ray = torch.tensor([[1.0, 0.1], [10.0, 1.0], [0.1, 1.0], [1.0, 10.0]])
     cc = batched_kmeans(ray[None], torch.ones(1, 4, dtype=torch.bool), 2, metric="cosine", seed=0)[0]
     assert torch.allclose(cc.norm(dim=1), torch.ones(2, dtype=torch.float64))
-    assert torch.allclose(cc[torch.argsort(cc[:, 0])][0], torch.nn.functional.normalize(ray[2:3], dim=1)[0].double())
+    upper = torch.nn.functional.normalize(ray[2:3], dim=1)[0].double()
+    assert torch.allclose(cc[torch.argsort(cc[:, 0])][0], upper)
 
 
 ARCH = {"features": {"type": "sequential", "layers": {
@@ -74,7 +75,8 @@ ARCH = {"features": {"type": "sequential", "layers": {
 def _data(n=4, size=(40, 36)):
     gen = torch.Generator().manual_seed(0)
     imgs = [torch.rand(3, *size, generator=gen) for _ in range(n)]
-    marks = [markers_from_image_label(size[1], size[0], i % 2, strokes=3, length=12, seed=i) for i in range(n)]
+    marks = [markers_from_image_label(size[1], size[0], i % 2, strokes=3, length=12, seed=i)
+             for i in range(n)]
     return imgs, marks
 
 
@@ -89,8 +91,8 @@ def test_maps_at_markers_equal_the_saved_network(tmp_path):
     assert names == ["features.m-norm1", "features.conv1", "features.block.a", "features.block.b",
                      "features.bn", "features.conv3", "features.m-norm4", "features.conv4"]
     for rec in rep.layers:
-        caught = []
-        hook = modules[rec.name.removeprefix("")].register_forward_pre_hook(lambda m, i: caught.append(i[0]))
+        caught: list[torch.Tensor] = []
+        hook = modules[rec.name].register_forward_pre_hook(lambda m, i, out=caught: out.append(i[0]))
         with torch.no_grad():
             for img in imgs:
                 saved.forward_features(img[None])
