@@ -283,6 +283,8 @@ class FlimNetwork(nn.Module):
             self.classifier, _ = _build(self.architecture.classifier, out, "classifier")
         self.svm: nn.Linear | None = None
         self.classes: list[str] = []
+        #: the classifiers trained on top ("svm", "classifier"), in the order they were trained
+        self.trained_heads: list[str] = []
         self.eval()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -290,9 +292,9 @@ class FlimNetwork(nn.Module):
         return self.features(self.input(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores from the JSON classifier (or the linear SVM head when there is none)."""
+        """Class scores from the trained JSON classifier, else from the linear SVM head."""
         feats = self.forward_features(x)
-        if self.classifier is not None:
+        if self.classifier is not None and "classifier" in self.trained_heads:
             return self.classifier(feats)
         if self.svm is not None:
             return self.svm(feats.flatten(1))
@@ -343,6 +345,7 @@ def save_model(path: str | os.PathLike, network: FlimNetwork, provenance: dict |
         "input": json.dumps({"size": list(network.input_size), "color": network.color,
                              "range": "RGB in [0, 1]"}),
         "classes": json.dumps(network.classes),
+        "heads": json.dumps(network.trained_heads),
         "provenance": json.dumps(provenance or {}, default=str),
     }
     with atomic_path(path) as tmp:
@@ -360,6 +363,7 @@ def load_model(path: str | os.PathLike) -> FlimNetwork:
     if "svm.weight" in tensors:
         net.set_svm(tensors["svm.weight"], tensors["svm.bias"])
     net.classes = list(header.get("classes", []))
+    net.trained_heads = list(header.get("heads", []))
     try:
         net.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:

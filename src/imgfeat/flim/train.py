@@ -192,12 +192,14 @@ def train_flim(
         feats = compute_features(net, labelled, batch_size, progress)
         if svm:
             _fit_svm(net, feats, y, svm_c, seed)
+            net.trained_heads.append("svm")
             result.train_accuracy["svm"] = _accuracy(net.svm(feats.flatten(1)).detach(), y)
             heads["svm"] = {"C": svm_c, "kind": "LinearSVC (one-vs-rest) on the flattened final map"}
         if classifier:
             losses = _fit_classifier(net, feats, y, len(classes), epochs=epochs, lr=lr,
                                      weight_decay=weight_decay, batch_size=batch_size, seed=seed,
                                      progress=progress)
+            net.trained_heads.append("classifier")
             with torch.no_grad():
                 result.train_accuracy["classifier"] = _accuracy(net.classifier(feats), y)
             heads["classifier"] = {"epochs": epochs, "lr": lr, "weight_decay": weight_decay,

@@ -67,8 +67,8 @@ def _head(net: FlimNetwork, head: str) -> str:
     if head not in HEADS:
         raise ConfigError(f"head must be one of {', '.join(HEADS)}, not {head!r}")
     if head == "auto":
-        head = "classifier" if net.classifier is not None and net.classes else "svm"
-    if head == "svm" and net.svm is None or head == "classifier" and not net.classes:
+        head = "classifier" if "classifier" in net.trained_heads else "svm"
+    if head not in net.trained_heads:
         raise ConfigError(f"this FLIM model has no trained {head} (train with --{head})")
     return head
 
