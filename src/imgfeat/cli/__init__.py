@@ -14,11 +14,11 @@ import time
 import warnings
 
 from ..errors import ImgfeatError, ImgfeatWarning
-from . import ae, bench, classify, demo, extract, models, sample
+from . import ae, bench, classify, demo, extract, flim, models, sample
 
 #: exit codes (documented in the README)
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
-COMMANDS = (extract, classify, bench, models, sample, demo, ae)
+COMMANDS = (extract, classify, bench, models, sample, demo, ae, flim)
 
 #: Python argument -> the flag that sets it, where the two names differ (messages name flags)
 FLAG_NAMES = {"num_workers": "--workers", "data_labels": "--labels", "n_jobs": "--jobs",

@@ -18,7 +18,8 @@ from .paths import PathsSource
 def open_source(spec, *, labels: str = "auto", label_pattern: str | None = None,
                 data_labels=None, height: int | None = None, width: int | None = None,
                 channels: int | None = None, storage_options: dict | None = None) -> Source:
-    """Make a source from a folder path, a ``.csv`` list, a ``.npy`` array, or an array.
+    """Make a source from a folder path, a ``.csv`` list, a ``.npy`` array, an array, or
+    ``lids:FOLDER[,SPLIT]`` (flat ``<class>_<id>.png`` images, optional split file).
 
     Folders and CSV lists may be URLs (``s3://bucket/prefix/``, ``gs://…``, ``az://…``), read
     through fsspec with ``storage_options``.
@@ -39,6 +40,10 @@ def open_source(spec, *, labels: str = "auto", label_pattern: str | None = None,
             raise SourceError(f"arrays are read from local files only, not {spec}")
         return FolderSource(spec, labels=labels, label_pattern=label_pattern,
                             storage_options=storage_options)
+    if isinstance(spec, str) and spec.startswith("lids:"):  # the LIDS/FLIM layout, split optional
+        from .lids import LidsSource, parse_lids_spec
+
+        return LidsSource(*parse_lids_spec(spec))
     p = Path(spec)
     if p.is_dir():
         return FolderSource(p, labels=labels, label_pattern=label_pattern)

@@ -1,0 +1,35 @@
+"""FLIM: a convolutional feature extractor whose filters are computed from user-drawn markers.
+
+Submodules: ``markers`` (marker files), ``architecture`` (the JSON network description),
+``learn`` (filter learning), ``network`` (the runnable network and its model file),
+``backbone`` (the imgfeat Backbone adapter), ``train`` / ``validate`` (the tools).
+Names are imported lazily, so reading markers never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Markers": "markers",
+    "MarkerError": "markers",
+    "read_markers": "markers",
+    "read_marker_set": "markers",
+    "write_markers": "markers",
+    "marker_path": "markers",
+    "markers_from_mask": "markers",
+    "markers_from_image_label": "markers",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
