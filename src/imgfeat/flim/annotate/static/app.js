@@ -256,12 +256,12 @@ function setupStage() {
     stage.focus();
     if (app.space || ev.button === 1) {
       app.pan = { x: ev.clientX - app.panX, y: ev.clientY - app.panY };
-      stage.setPointerCapture(ev.pointerId);
+      try { stage.setPointerCapture(ev.pointerId); } catch (_) { /* a synthetic pointer */ }
       ev.preventDefault();
       return;
     }
     if (ev.button !== 0) return;
-    stage.setPointerCapture(ev.pointerId);
+    try { stage.setPointerCapture(ev.pointerId); } catch (_) { /* a synthetic pointer */ }
     beginStroke(toImage(ev));
   });
   stage.addEventListener("pointermove", (ev) => {
