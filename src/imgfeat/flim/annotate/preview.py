@@ -64,7 +64,8 @@ def learn_preview(images: Sequence[Path], markers: Sequence[Markers], target: Pa
 
     Returns a JSON-ready dict: ``layers`` (every layer's name), ``layer`` (the one shown; default
     the last), ``maps`` (up to ``channels`` PNG data URLs, the channels of highest variance, each
-    scaled to 0..255), ``channels`` (their indices), ``shape`` (C, H, W), ``seconds``, ``images``.
+    stretched to 0..255 from its 1st to its 99th percentile), ``channels`` (their indices),
+    ``shape`` (C, H, W), ``seconds``, ``images``.
     """
     import torch
 
@@ -105,7 +106,9 @@ def learn_preview(images: Sequence[Path], markers: Sequence[Markers], target: Pa
     urls = []
     for c in pick:
         m = maps[c]
-        lo, hi = float(m.min()), float(m.max())
+        lo, hi = (float(v) for v in torch.quantile(m.flatten(), torch.tensor([0.01, 0.99])))
+        if hi <= lo:
+            lo, hi = float(m.min()), float(m.max())
         g = ((m - lo) / (hi - lo) * 255.0) if hi > lo else torch.zeros_like(m)
         urls.append(_png_data_url(g.round().clamp(0, 255).to(torch.uint8).numpy()))
     return {"layers": leaves, "layer": chosen, "channels": pick, "maps": urls,
