@@ -90,6 +90,9 @@ def add_parsers(sub) -> None:
     o.add_argument("--layers", nargs="+", help="layer names (default: every layer)")
     o.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
     o.set_defaults(func=run_outputs)
+    from .flim_annotate import add_annotate_parser
+
+    add_annotate_parser(fsub)
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,40 @@
+"""``imgfeat flim annotate``: a local web page for drawing FLIM markers.
+
+- ``session``: the images, label names and marker folder of one annotation session; loading and
+  saving marker files (atomic, never outside the marker folder). No web framework, no torch.
+- ``preview``: "learn and preview": FLIM filters learned from the current markers and one layer's
+  activation maps for an image (imports torch).
+- ``server``: the Starlette app over a session, ``serve()`` (uvicorn on 127.0.0.1) and
+  ``serve_in_thread()`` for tests and scripts.
+- ``static/``: the page (index.html, app.js, style.css), plain JavaScript with no build step.
+
+Quick start from Python::
+
+    from imgfeat.flim.annotate import serve
+    serve("images/", markers="markers/", labels=["egg", "background"])
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "AnnotationSession": "session",
+    "PathRefused": "session",
+    "create_app": "server",
+    "serve": "server",
+    "serve_in_thread": "server",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
