@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e '.[offline,ray,viz,umap,test]'
+	$(PY) -m pip install --quiet -e '.[offline,ray,viz,umap,ae,test]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -99,3 +99,33 @@ def test_gem_on_the_pooled_vector_is_refused_and_applied_on_the_final_map(tmp_pa
     Xg, _, _, meta = load_features(gem.output)
     assert meta["layers"] == "final" and meta["pooling"]["name"] == "gem"
     assert Xa.shape == Xg.shape and not (abs(Xa - Xg) < 1e-6).all()
+
+
+@pytest.mark.parametrize("kind", ["ae", "flim"])
+def test_our_kinds_extract_show_info_and_refuse_resume_after_the_file_changed(
+        kind, tmp_path, image_folder, capsys):
+    """``--model ae:RUN`` / ``flim:MODEL`` through the CLI; the file's hash guards resume."""
+    from imgfeat.store import StoreError
+
+    from .test_contract import KINDS
+
+    name = KINDS[kind](tmp_path)
+    out = tmp_path / "feats"
+    assert main(["extract", str(image_folder), "-o", str(out), "--model", name,
+                 "--layers", "all", "--pool", "avg", "--precision", "fp32", "-q"]) == 0
+    assert main(["info", name]) == 0
+    assert "stage" in capsys.readouterr().out
+    path = next(p for p in (tmp_path.glob("*.safetensors")))
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        header = fh.metadata()
+    key = next(iter(tensors))
+    tensors[key] = tensors[key] + 1
+    save_file(tensors, str(path), metadata=header)
+    with pytest.raises(StoreError, match="another configuration"):
+        extract(image_folder, out, model=name, layers="all", pool="avg", precision="fp32",
+                resume=True, progress=False)

@@ -44,8 +44,35 @@ def _ae(tmp_path: Path) -> str:
     return f"ae:{tmp_path}"
 
 
+def _flim(tmp_path: Path) -> str:
+    """A small FLIM network (m_norm, conv + ReLU + max pool, conv + BatchNorm, strided conv)
+    learned from generated strokes on three images."""
+    from imgfeat.flim.learn import learn_filters
+    from imgfeat.flim.markers import markers_from_image_label
+    from imgfeat.flim.network import FlimNetwork, save_model
+
+    def conv(out, **extra):
+        return {"operation": "conv2d", "params": {
+            "kernel_size": 3, "padding": 1, "out_channels": out,
+            "number_of_kernels_per_marker": 2, **extra}}
+
+    arch = {"features": {"type": "sequential", "layers": {
+        "m-norm1": {"operation": "m_norm2d"},
+        "conv1": conv(4, activation={"operation": "relu"},
+                      pool={"operation": "max_pool2d", "params": {"kernel_size": 2, "stride": 2}}),
+        "conv2": conv(6), "bn2": {"operation": "batch_norm2d"}, "relu2": {"operation": "relu"},
+        "conv3": conv(5, stride=2)}}}
+    gen = torch.Generator().manual_seed(0)
+    images = [torch.rand(3, 64, 64, generator=gen) for _ in range(3)]
+    marks = [markers_from_image_label(64, 64, i, strokes=3, length=12, seed=i) for i in range(3)]
+    net = FlimNetwork(arch, (64, 64))
+    learn_filters(net, images, marks)
+    return f"flim:{save_model(tmp_path / 'm.safetensors', net)}"
+
+
 #: kind -> a function that makes a small model of that kind and returns its model name
-KINDS: dict[str, Callable[[Path], str]] = {"timm": _timm, "timm-vit": _timm_tokens, "ae": _ae}
+KINDS: dict[str, Callable[[Path], str]] = {"timm": _timm, "timm-vit": _timm_tokens, "ae": _ae,
+                                            "flim": _flim}
 OPTIONS = {"pretrained": False, "img_size": 64, "precision": "fp32"}
 
 
