@@ -3,7 +3,6 @@ learn-and-preview, and the CLI subcommand serving on 127.0.0.1."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -217,21 +216,19 @@ def test_learn_and_preview_returns_maps_of_the_chosen_layer(tmp_path):
 
 
 def test_cli_parser_defaults():
-    from imgfeat.cli.flim_annotate import add_annotate_parser
+    from imgfeat.cli import build_parser
 
-    parser = argparse.ArgumentParser()
-    add_annotate_parser(parser.add_subparsers(dest="cmd"))
-    args = parser.parse_args(["annotate", "imgs", "--markers", "mk"])
+    parser = build_parser()
+    args = parser.parse_args(["flim", "annotate", "imgs", "--markers", "mk"])
     assert (args.port, args.labels, args.label_base, args.no_browser, args.budget) == (
         8765, "foreground,background", 1, False, None)
-    help_text = parser._subparsers._group_actions[0].choices["annotate"].format_help()
+    flim = parser._subparsers._group_actions[0].choices["flim"]
+    help_text = flim._subparsers._group_actions[0].choices["annotate"].format_help()
     assert "(default: 8765)" in help_text and "--no-browser" in help_text
 
 
 def test_cli_serves_on_localhost_and_stops_on_ctrl_c(images, tmp_path):
-    code = ("import argparse, sys; from imgfeat.cli.flim_annotate import add_annotate_parser; "
-            "p = argparse.ArgumentParser(); add_annotate_parser(p.add_subparsers()); "
-            "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))")
+    code = "import sys; from imgfeat.cli import main; sys.exit(main(['flim', *sys.argv[1:]]))"
     env = dict(os.environ, PYTHONPATH=str(SRC))
     proc = subprocess.Popen([sys.executable, "-c", code, "annotate", str(images), "--markers",
                              str(tmp_path / "mk"), "--port", "0", "--no-browser", "--labels", "x,y,z"],

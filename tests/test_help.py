@@ -10,10 +10,17 @@ import pytest
 from imgfeat.cli import build_parser, main
 
 
-def commands() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(sub.choices)
+def commands(parser: argparse.ArgumentParser | None = None,
+             prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every command and sub-command (``ae train``, ``flim annotate``) by name."""
+    parser = parser or build_parser()
+    out = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                out[prefix + name] = command
+                out.update(commands(command, f"{prefix}{name} "))
+    return out
 
 
 def test_every_command_has_a_description_and_every_option_its_default():

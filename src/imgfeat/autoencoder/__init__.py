@@ -11,10 +11,9 @@ from __future__ import annotations
 import importlib
 
 from .config import AEConfig
-from .model import AutoEncoder, describe_shapes
 
 #: public names imported on first use (torch-heavy modules), by module
-_LAZY = {"train": "training", "TrainResult": "training", "evaluate": "evaluation",
+_LAZY = {"AutoEncoder": "model", "describe_shapes": "model", "train": "training", "TrainResult": "training", "evaluate": "evaluation",
          "EvalResult": "evaluation", "report": "reporting", "Report": "reporting",
          "load_model": "checkpoint", "create_ae_backbone": "backbone"}
 

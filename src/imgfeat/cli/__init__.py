@@ -99,8 +99,17 @@ def check_options(parser: Parser, argv: list[str]) -> None:
             hint = f"did you mean {close[0]}?" if close else f"one of {', '.join(sub.choices)}"
             parser.error(f"unknown command {first!r}; {hint}")
         return
+    start = argv.index(name) + 1
+    while True:  # descend into sub-commands (imgfeat ae train, imgfeat flim annotate)
+        nested = next((a for a in command._actions
+                       if isinstance(a, argparse._SubParsersAction)), None)
+        token = next((t for t in argv[start:] if not t.startswith("-")), None)
+        if nested is None or token not in (nested.choices if nested else {}):
+            break
+        command, name = nested.choices[token], f"{name} {token}"
+        start = argv.index(token, start) + 1
     known = [s for a in command._actions for s in a.option_strings]
-    for token in argv[argv.index(name) + 1:]:
+    for token in argv[start:]:
         if token == "--":
             break
         if not token.startswith("-") or token == "-" or _is_number(token):

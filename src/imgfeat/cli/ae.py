@@ -25,14 +25,14 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
     ae = sub.add_parser("ae", help="train a convolutional autoencoder (FeXT) and evaluate it",
                         description="FeXT: a VGG16-shaped convolutional autoencoder trained on "
                                     "your images; extract with its encoder via "
                                     "'imgfeat extract DATA --model ae:RUN'.")
-    aesub = ae.add_subparsers(dest="ae_command", metavar="ACTION", required=True)
+    aesub = ae.add_subparsers(dest="ae_command", metavar="ACTION", required=True,
+                              help="train, evaluate or report (ACTION --help tells more)")
 
-    t = aesub.add_parser("train", formatter_class=fmt, help="train an autoencoder on DATA",
+    t = aesub.add_parser("train", help="train an autoencoder on DATA",
                          description="Train on DATA (a folder, .csv list or .npy array) into "
                                      "the run folder RUN.")
     t.add_argument("data", help="a folder, a .csv list or a .npy array of images")
@@ -43,7 +43,7 @@ def add_parsers(sub) -> None:
     _add_config_options(t)
     t.set_defaults(func=run_train)
 
-    e = aesub.add_parser("evaluate", formatter_class=fmt, help="reconstruction quality of a run",
+    e = aesub.add_parser("evaluate", help="reconstruction quality of a run",
                          description="MSE, MAE, PSNR, SSIM and cosine similarity per image on "
                                      "the run's test split (or on DATA).")
     e.add_argument("run", help="a run folder (its best, else last checkpoint) or a checkpoint")
@@ -56,7 +56,7 @@ def add_parsers(sub) -> None:
     e.add_argument("--device", default="cpu", help="cpu, cuda, mps")
     e.set_defaults(func=run_evaluate)
 
-    r = aesub.add_parser("report", formatter_class=fmt, help="exploratory report of an image set",
+    r = aesub.add_parser("report", help="exploratory report of an image set",
                          description="Count, sizes, aspect ratios, modes, pixel statistics, "
                                      "histograms and unreadable files of DATA, as Markdown + PNG.")
     r.add_argument("data", help="a folder, a .csv list or a .npy array of images")

@@ -5,16 +5,6 @@ from __future__ import annotations
 import argparse
 
 
-class _FMT(argparse.ArgumentDefaultsHelpFormatter):
-    """Show an option's default unless its help already says it, or it is None / a flag."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if "default" in text or action.default is None or action.default is False:
-            return text
-        return super()._get_help_string(action)
-
-
 def add_parsers(sub) -> None:
     from ..flim.markers import LABEL_BASES
     from ..flim.options import COLOR_SPACES, HEADS
@@ -23,9 +13,10 @@ def add_parsers(sub) -> None:
                        description="Learn a convolutional feature extractor from user-drawn markers "
                                    "(no backpropagation), then use it as 'flim:MODEL' anywhere a "
                                    "model is taken.")
-    fsub = p.add_subparsers(dest="flim_command", metavar="SUBCOMMAND", required=True)
+    fsub = p.add_subparsers(dest="flim_command", metavar="SUBCOMMAND", required=True,
+                            help="what to do (SUBCOMMAND --help tells more)")
 
-    t = fsub.add_parser("train", formatter_class=_FMT, help="learn a FLIM model from images + markers",
+    t = fsub.add_parser("train", help="learn a FLIM model from images + markers",
                         description="Learn the filters of ARCH from the marked images of DATA "
                                     "(images with a <stem>.txt marker file) and write one model file.")
     _data_args(t)
@@ -53,7 +44,7 @@ def add_parsers(sub) -> None:
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=run_train)
 
-    v = fsub.add_parser("validate", formatter_class=_FMT, help="score a FLIM model's classifier",
+    v = fsub.add_parser("validate", help="score a FLIM model's classifier",
                         description="Accuracy, per-class precision/recall/F1, Cohen's kappa and a "
                                     "confusion matrix of MODEL's classifier on DATA.")
     v.add_argument("model", help="FLIM model file")
@@ -63,7 +54,7 @@ def add_parsers(sub) -> None:
     v.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
     v.set_defaults(func=run_validate)
 
-    m = fsub.add_parser("markers", formatter_class=_FMT, help="make marker files for users who drew none",
+    m = fsub.add_parser("markers", help="make marker files for users who drew none",
                         description="Write <image stem>.txt marker files: a few strokes in a few "
                                     "images per class (from class labels), or strokes inside the "
                                     "regions of label masks (--masks).")
@@ -81,7 +72,7 @@ def add_parsers(sub) -> None:
     m.add_argument("--seed", type=int, default=0, help="seed of the choice of images and strokes")
     m.set_defaults(func=run_markers)
 
-    o = fsub.add_parser("outputs", formatter_class=_FMT, help="save every layer's maps per image (npy)",
+    o = fsub.add_parser("outputs", help="save every layer's maps per image (npy)",
                         description="Write OUTPUT/<layer>/<image stem>.npy (float32, C×H×W) for each "
                                     "image of DATA.")
     o.add_argument("model", help="FLIM model file")

@@ -5,22 +5,12 @@ from __future__ import annotations
 import argparse
 
 
-class _FMT(argparse.ArgumentDefaultsHelpFormatter):
-    """Show an option's default unless its help already says it, or it is None / a flag."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if "default" in text or action.default is None or action.default is False:
-            return text
-        return super()._get_help_string(action)
-
-
 def add_annotate_parser(flim_subparsers) -> argparse.ArgumentParser:
     """Add ``annotate`` to the ``imgfeat flim`` subcommands; returns its parser."""
     from ..flim.markers import LABEL_BASES
 
     a = flim_subparsers.add_parser(
-        "annotate", formatter_class=_FMT, help="draw markers in a local web page",
+        "annotate", help="draw markers in a local web page",
         description="Serve a page on 127.0.0.1 for drawing FLIM markers on IMAGES (brush per class, "
                     "eraser, zoom/pan, stroke undo/redo); markers are saved as <stem>.txt in "
                     "--markers, and 'learn and preview' shows the maps a FLIM network learns from them.")
