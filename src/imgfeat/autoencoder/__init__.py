@@ -13,7 +13,8 @@ import importlib
 from .config import AEConfig
 
 #: public names imported on first use (torch-heavy modules), by module
-_LAZY = {"AutoEncoder": "model", "describe_shapes": "model", "train": "training", "TrainResult": "training", "evaluate": "evaluation",
+_LAZY = {"AutoEncoder": "model", "describe_shapes": "model", "train": "training",
+         "TrainResult": "training", "evaluate": "evaluation",
          "EvalResult": "evaluation", "report": "reporting", "Report": "reporting",
          "load_model": "checkpoint", "create_ae_backbone": "backbone"}
 
