@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 from .errors import ConfigError
 from .precision import PRECISIONS
+from .usage import arg
 
 RESIZE_MODES = ("crop", "squash")
 OUTPUT_STRIDES = (8, 16, 32)
@@ -48,7 +49,7 @@ class ModelConfig:
         if self.resize not in RESIZE_MODES:
             raise ConfigError(f"resize must be one of {', '.join(RESIZE_MODES)}, not {self.resize!r}")
         if self.img_size is not None and self.img_size < 8:
-            raise ConfigError(f"img_size must be at least 8, not {self.img_size}")
+            raise ConfigError(f"{arg('img_size', self.img_size)}: must be at least 8")
         if self.output_stride is not None and self.output_stride not in OUTPUT_STRIDES:
             raise ConfigError(f"output_stride must be one of {OUTPUT_STRIDES}, not "
                               f"{self.output_stride}")
@@ -69,11 +70,11 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise ConfigError("batch_size must be at least 1")
+            raise ConfigError(f"{arg('batch_size', self.batch_size)}: must be at least 1")
         if self.shard_size < 1:
-            raise ConfigError("shard_size must be at least 1")
+            raise ConfigError(f"{arg('shard_size', self.shard_size)}: must be at least 1")
         if self.num_workers is not None and self.num_workers < 0:
-            raise ConfigError("num_workers must be 0 or more")
+            raise ConfigError(f"{arg('num_workers', self.num_workers)}: must be 0 or more")
 
     def resolved_threads_workers(self) -> tuple[int, int]:
         """(torch threads, decode workers), chosen from benchmarks/extract_throughput.py.
