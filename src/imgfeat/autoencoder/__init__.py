@@ -8,8 +8,7 @@
 
 from __future__ import annotations
 
-import importlib
-
+from .._lazy import lazy_exports
 from .config import AEConfig
 
 #: public names imported on first use (torch-heavy modules), by module
@@ -22,8 +21,4 @@ __all__ = ["AEConfig", "AutoEncoder", "EvalResult", "Report", "TrainResult", "cr
            "describe_shapes", "evaluate", "load_model", "report", "train"]
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
