@@ -34,10 +34,11 @@ from imgfeat.sources.benchmarks import open_benchmark
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "usptex"
 
 
-def architecture(widths: list[int], kernels_per_marker: int, reduce: str = "kmeans") -> dict:
+def architecture(widths: list[int], kernels_per_marker: int, reduce: str = "auto") -> dict:
     """m-norm → conv 3×3 → ReLU → max-pool 3/2, once per width. The marker kernels are reduced
     to ``out_channels`` by cosine k-means, or with ``reduce="auto"`` by PCA where the kernel has
-    at least that many weights (as the original does; not the first layer: 3×3×3 = 27 < 32)."""
+    at least that many weights (as the original does; not the first layer: 3×3×3 = 27 < 32).
+    Patches are centred per channel before k-means, so kernels see texture, not stroke colour."""
     layers: dict = {}
     channels = 3
     for i, w in enumerate(widths, start=1):
@@ -45,6 +46,7 @@ def architecture(widths: list[int], kernels_per_marker: int, reduce: str = "kmea
         layers[f"conv{i}"] = {"operation": "conv2d", "params": {
             "kernel_size": 3, "padding": 1, "number_of_kernels_per_marker": kernels_per_marker,
             "out_channels": w, "reduce": "pca" if reduce == "auto" and w <= 9 * channels else "kmeans",
+            "center_patches": True,
             "activation": {"operation": "relu"},
             "pool": {"operation": "max_pool2d", "params": {"kernel_size": 3, "stride": 2, "padding": 1}}}}
         channels = w
@@ -71,7 +73,7 @@ def main() -> None:
     ap.add_argument("--kernels-per-marker", type=int, default=4)
     ap.add_argument("--images-per-class", type=int, default=2)
     ap.add_argument("--strokes", type=int, default=3)
-    ap.add_argument("--reduce", choices=("kmeans", "auto"), default="kmeans",
+    ap.add_argument("--reduce", choices=("kmeans", "auto"), default="auto",
                     help="kernels -> out_channels: cosine k-means, or PCA where the kernel is large enough")
     ap.add_argument("--color", default="lab")
     ap.add_argument("--seed", type=int, default=0)

@@ -8,9 +8,9 @@ learns on exactly the maps the saved network computes at inference.
 
 - ``FlimConv2d``: the k×k×C patch under every marker pixel (the convolution's own padding,
   stride and dilation); per marker, k-means with ``kernels_per_marker`` clusters (a marker with
-  fewer patches gives its patches), on patches centred per input channel (``center_patches``,
-  the default for kernels larger than 1×1: the centroids are then local patterns, not the
-  stroke's mean colour); kernels scaled to unit norm; more kernels than
+  fewer patches gives its patches), with ``center_patches`` on patches centred per input channel
+  (kernels larger than 1×1: the centroids are then local patterns, not the stroke's mean
+  colour; what wins on texture classes); kernels scaled to unit norm; more kernels than
   ``out_channels`` are merged by a second k-means (cosine) or PCA. With ``fold_norm`` (``bias:
   true``) patches are normalised per input channel first and that normalisation is folded into
   the weights and a bias.
