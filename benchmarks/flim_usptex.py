@@ -34,15 +34,22 @@ from imgfeat.sources.benchmarks import open_benchmark
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "usptex"
 
 
-def architecture(widths: list[int], kernels_per_marker: int) -> dict:
-    """m-norm → conv 3×3 → ReLU → max-pool 3/2, once per width."""
+def architecture(widths: list[int], kernels_per_marker: int, reduce: str = "auto") -> dict:
+    """m-norm → conv 3×3 → ReLU → max-pool 3/2, once per width. The marker kernels are reduced
+    to ``out_channels`` by cosine k-means, or with ``reduce="auto"`` by PCA where the kernel has
+    at least that many weights (as the original does; not the first layer: 3×3×3 = 27 < 32).
+    Patches are centred per channel before k-means, so kernels see texture, not stroke colour."""
     layers: dict = {}
+    channels = 3
     for i, w in enumerate(widths, start=1):
         layers[f"m-norm{i}"] = {"operation": "m_norm2d"}
         layers[f"conv{i}"] = {"operation": "conv2d", "params": {
             "kernel_size": 3, "padding": 1, "number_of_kernels_per_marker": kernels_per_marker,
-            "out_channels": w, "activation": {"operation": "relu"},
+            "out_channels": w, "reduce": "pca" if reduce == "auto" and w <= 9 * channels else "kmeans",
+            "center_patches": True,
+            "activation": {"operation": "relu"},
             "pool": {"operation": "max_pool2d", "params": {"kernel_size": 3, "stride": 2, "padding": 1}}}}
+        channels = w
     return {"features": {"type": "sequential", "layers": layers}}
 
 
@@ -66,6 +73,8 @@ def main() -> None:
     ap.add_argument("--kernels-per-marker", type=int, default=4)
     ap.add_argument("--images-per-class", type=int, default=2)
     ap.add_argument("--strokes", type=int, default=3)
+    ap.add_argument("--reduce", choices=("kmeans", "auto"), default="auto",
+                    help="kernels -> out_channels: cosine k-means, or PCA where the kernel is large enough")
     ap.add_argument("--color", default="lab")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1, help="repetitions of the 10-fold CV")
@@ -93,11 +102,14 @@ def main() -> None:
     marks, _ = read_marker_set(files, label_base=1)
     by_stem = {Path(it.path).stem: i for i, it in enumerate(items)}
     marked = [by_stem[f.stem] for f in files]
-    arch = parse_architecture(architecture(args.widths, args.kernels_per_marker))
+    arch_spec = architecture(args.widths, args.kernels_per_marker, args.reduce)
+    arch = parse_architecture(arch_spec)
     print(f"USPtex: {len(items)} images, {len(classes)} classes, {size[0]}x{size[1]} px; markers: "
           f"{args.strokes} strokes in {args.images_per_class} images per class = {len(files)} images, "
           f"{sum(len(m) for m in marks)} pixels")
-    blocks = " -> ".join(f"[m-norm, conv3x3x{w}, relu, maxpool3/2]" for w in args.widths)
+    convs = [v["params"] for k, v in arch_spec["features"]["layers"].items() if k.startswith("conv")]
+    blocks = " -> ".join(f"[m-norm, conv3x3x{p['out_channels']} ({p['reduce']}), relu, maxpool3/2]"
+                         for p in convs)
     print(f"network ({args.color}): {blocks}, {args.kernels_per_marker} kernels per marker")
 
     results = {}

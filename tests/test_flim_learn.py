@@ -57,6 +57,26 @@ def test_batched_kmeans_matches_sklearn_and_cosine_is_spherical():
     assert torch.allclose(cc[torch.argsort(cc[:, 0])][0], upper)
 
 
+def test_centred_patches_learn_the_texture_not_the_stroke_colour():
+    # one vertical-stripe texture over two background colours: centred, the kernels are the same
+    stripes = torch.tensor([0.0, 0.3] * 8).repeat(16, 1)  # (16, 16), columns alternate
+    marks = Markers(16, 16, np.tile(np.arange(4, 12), 2), np.repeat([7, 8], 8), None, np.zeros(16))
+    weights = {}
+    for centre in (True, False):
+        for name, colour in (("red", (0.6, 0.1, 0.1)), ("blue", (0.1, 0.1, 0.6))):
+            img = torch.tensor(colour).reshape(3, 1, 1) + stripes
+            net = FlimNetwork({"features": {"layers": {"conv1": _conv(3, 2, 2, center_patches=centre)}}},
+                              (16, 16), color="rgb")
+            learn_filters(net, [img], [marks])
+            w = net.features.conv1.weight.detach().flatten(1)
+            weights[centre, name] = w[torch.argsort(w[:, 0])]
+    assert torch.allclose(weights[True, "red"], weights[True, "blue"], atol=1e-5)
+    per_channel = weights[True, "red"].reshape(2, 3, 9)
+    assert torch.allclose(per_channel.mean(2), torch.zeros(2, 3), atol=1e-6)  # no colour response
+    assert float(per_channel.abs().max()) > 0.1  # but a stripe detector
+    assert not torch.allclose(weights[False, "red"], weights[False, "blue"], atol=1e-2)
+
+
 ARCH = {"features": {"type": "sequential", "layers": {
     "m-norm1": {"operation": "m_norm2d"},
     "conv1": _conv(3, 3, 6, activation={"operation": "relu"},

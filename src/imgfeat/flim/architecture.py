@@ -67,6 +67,7 @@ OPERATIONS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "number_of_kernels_per_marker": (_INT, True),
         "reduce": ((str,), False),
         "kmeans": ((str,), False),
+        "center_patches": (_BOOL, False),
         "activation": ((dict,), False),
         "pool": ((dict,), False),
     },

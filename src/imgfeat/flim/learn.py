@@ -8,7 +8,9 @@ learns on exactly the maps the saved network computes at inference.
 
 - ``FlimConv2d``: the k×k×C patch under every marker pixel (the convolution's own padding,
   stride and dilation); per marker, k-means with ``kernels_per_marker`` clusters (a marker with
-  fewer patches gives its patches); kernels scaled to unit norm; more kernels than
+  fewer patches gives its patches), with ``center_patches`` on patches centred per input channel
+  (kernels larger than 1×1: the centroids are then local patterns, not the stroke's mean
+  colour; what wins on texture classes); kernels scaled to unit norm; more kernels than
   ``out_channels`` are merged by a second k-means (cosine) or PCA. With ``fold_norm`` (``bias:
   true``) patches are normalised per input channel first and that normalisation is folded into
   the weights and a bias.
@@ -151,6 +153,14 @@ def _patches(x: torch.Tensor, pos: torch.Tensor, conv: nn.Conv2d) -> torch.Tenso
     cols = pos[:, 1:2] * sw + torch.arange(kw) * dw  # (N, kw)
     patch = xp[:, rows[:, :, None], cols[:, None, :]]  # (C, N, kh, kw)
     return patch.permute(1, 0, 2, 3).reshape(len(pos), -1)
+
+
+def _center(patches: torch.Tensor, channels: int) -> torch.Tensor:
+    """Patches (N, C*kh*kw) less their own mean per channel; 1×1 patches are returned as they are."""
+    per = patches.reshape(len(patches), channels, -1)
+    if per.shape[2] == 1:
+        return patches
+    return (per - per.mean(2, keepdim=True)).reshape(len(patches), -1)
 
 
 def _marker_kernels(patches: torch.Tensor, groups: torch.Tensor, n: int, metric: str, seed: int
@@ -405,6 +415,8 @@ def _learn_conv(net, conv: FlimConv2d, chain, items, batch_size, seed, rec: Laye
         if conv.fold_norm:
             p = p.reshape(len(p), x.shape[0], -1)
             p = ((p - mean32[None, :, None]) / scale[None, :, None]).reshape(len(p), -1)
+        if conv.center_patches:
+            p = _center(p, x.shape[0])
         patches.append(p)
         groups.append(out_group)
         rec.pixels += len(pos)

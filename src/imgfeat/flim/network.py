@@ -95,12 +95,17 @@ class FlimConv2d(nn.Conv2d):
     ``kernels_per_marker``: k-means clusters per marker; ``reduce``: how kernels beyond
     ``out_channels`` are merged (``kmeans`` or ``pca``); ``metric``: ``euclidean`` or ``cosine``
     (spherical) k-means; ``fold_norm``: patches are normalised per input channel while learning
-    and that normalisation is folded into the weights and the bias.
+    and that normalisation is folded into the weights and the bias; ``center_patches``: each
+    patch loses its own mean per input channel before k-means, so kernels match local structure
+    (texture, edges) rather than the stroke's mean colour (off by default, as the original: for
+    markers that tell colours apart; a 1×1 kernel is never centred).
     """
 
     def __init__(self, *args: Any, kernels_per_marker: int = 1, reduce: str = "kmeans",
-                 metric: str = "euclidean", fold_norm: bool = False, **kwargs: Any) -> None:
+                 metric: str = "euclidean", fold_norm: bool = False, center_patches: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.center_patches = center_patches
         self.kernels_per_marker = kernels_per_marker
         self.reduce = reduce
         self.metric = metric
@@ -154,7 +159,8 @@ def _make_layer(spec: LayerSpec, shape: tuple[int, ...], where: str) -> nn.Modul
                           bias=bool(p.get("bias", False)),
                           kernels_per_marker=p["number_of_kernels_per_marker"],
                           reduce=p.get("reduce", "kmeans"), metric=p.get("kmeans", "euclidean"),
-                          fold_norm=bool(p.get("bias", False)))
+                          fold_norm=bool(p.get("bias", False)),
+                          center_patches=bool(p.get("center_patches", False)))
     if op == "relu":
         return nn.ReLU(inplace=False)
     if op == "max_pool2d":
