@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import FORMATS
-from .options import add_model_arguments, model_kwargs
+from .options import add_model_arguments, add_source_arguments, model_kwargs
 
 
 def add_parsers(sub) -> None:
@@ -14,14 +14,7 @@ def add_parsers(sub) -> None:
     p.add_argument("source", nargs="?", help="a folder of images or a CSV list of label,path rows")
     p.add_argument("-o", "--output", required=True, help="output folder")
     g = p.add_argument_group("source")
-    g.add_argument("--label-pattern", metavar="REGEX",
-                   help=r"take labels from file names, e.g. '(\d+)C\d+' (first group)")
-    g.add_argument("--no-labels", action="store_true", help="ignore sub-folder names")
-    g.add_argument("--data", metavar="X.npy", help="images as a NumPy array (N×H×W×C or flat N×D)")
-    g.add_argument("--labels", metavar="y.npy", help="labels for --data")
-    g.add_argument("--height", type=int, help="height of flat --data rows")
-    g.add_argument("--width", type=int, help="width of flat --data rows")
-    g.add_argument("--channels", type=int, help="channels of flat --data rows (default 1)")
+    add_source_arguments(g)
     g.add_argument("--max-pixels", type=int, default=None,
                    help="refuse larger images per item (default: Pillow's limit)")
     add_model_arguments(p.add_argument_group("model"))

@@ -15,6 +15,19 @@ LAYERS_HELP = ("pooled, final, all, or stage indices like 2,-1 (default: pooled 
                "final for other poolings, the pooling's own stages for radam/spectral)")
 
 
+def add_source_arguments(g) -> None:
+    """The options that say how to read a source (labels, arrays), for every command that
+    reads one (``extract``, ``sample``)."""
+    g.add_argument("--label-pattern", metavar="REGEX",
+                   help=r"take labels from file names, e.g. '(\d+)C\d+' (first group)")
+    g.add_argument("--no-labels", action="store_true", help="ignore sub-folder names")
+    g.add_argument("--data", metavar="X.npy", help="images as a NumPy array (N×H×W×C or flat N×D)")
+    g.add_argument("--labels", metavar="y.npy", help="labels for --data (one per image)")
+    g.add_argument("--height", type=int, help="height of flat --data rows")
+    g.add_argument("--width", type=int, help="width of flat --data rows")
+    g.add_argument("--channels", type=int, help="channels of flat --data rows (default 1)")
+
+
 def add_model_arguments(g, *, several: bool = False, img_size: int | None = None,
                         resize: str = "crop") -> None:
     """Add every model option to the argument group ``g``. ``several``: --model and --pool take

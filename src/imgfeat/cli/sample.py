@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import add_source_arguments
+
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("sample", help="write a stratified toy subset of a source",
@@ -18,14 +20,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace an output folder an earlier 'imgfeat sample' wrote")
     g = p.add_argument_group("source (as in 'imgfeat extract')")
-    g.add_argument("--label-pattern", metavar="REGEX",
-                   help=r"take labels from file names, e.g. '(\d+)C\d+' (first group)")
-    g.add_argument("--no-labels", action="store_true", help="ignore sub-folder names")
-    g.add_argument("--data", metavar="X.npy", help="images as a NumPy array (N×H×W×C or flat N×D)")
-    g.add_argument("--labels", metavar="y.npy", help="labels for --data (one per image)")
-    g.add_argument("--height", type=int, help="height of flat --data rows")
-    g.add_argument("--width", type=int, help="width of flat --data rows")
-    g.add_argument("--channels", type=int, help="channels of flat --data rows (default 1)")
+    add_source_arguments(g)
     p.set_defaults(func=run)
 
 
