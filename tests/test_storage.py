@@ -221,3 +221,89 @@ def test_changed_listing_is_refused_on_resume(s3, image_folder, tmp_path, monkey
     assert "cats/img00.png" not in ids and len(ids) == 15
     listing = json.loads((tmp_path / "o" / "_imgfeat.json").read_text())["config"]["source"]
     assert listing["count"] == 15
+
+
+class _Flaky(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; answers 503 for the paths in ``down`` (storage unavailable)."""
+
+    down: set[str] = set()
+
+    def do_GET(self):  # noqa: N802 - the standard library's name
+        if self.path in self.down:
+            self.send_error(503, "Slow Down")
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("engine", ["local-in-process", "local-workers", "ray"])
+def test_unavailable_storage_fails_the_shard_in_every_engine(image_folder, tmp_path, monkeypatch,
+                                                             request, engine):
+    """An image behind storage that stays unavailable (HTTP 503 after every retry) fails its
+    whole shard, which --resume runs again; a bad image next to it is still recorded as bad."""
+    web = tmp_path / "web"
+    web.mkdir()
+    names = [f"{label}/img{k}.png" for label in ("cats", "dogs") for k in (0, 3)] + ["owls/img0.png"]
+    for name in names:
+        (web / name).parent.mkdir(parents=True, exist_ok=True)
+        (web / name).write_bytes((image_folder / name).read_bytes())
+    (web / "bad.png").write_bytes(b"not an image")
+    handler = type("Flaky", (_Flaky,), {"down": {"/dogs/img3.png"}})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(web)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    rows = ["bad.png", *names]  # shard 0: bad + 3 images; shard 1: dogs/img3 (down), owls/img0
+    (tmp_path / "list.csv").write_text("label,path\n" + "".join(
+        f"{r.split('/')[0]},{url}/{r}\n" for r in rows))
+    options = {"local-in-process": {"num_workers": 0}, "local-workers": {"num_workers": 1},
+               "ray": {"engine": "ray"}}[engine]
+    if engine == "ray":
+        request.getfixturevalue("ray_cluster")  # its actors retry with the real backoff (~6 s)
+    else:
+        monkeypatch.setattr(storage_mod, "BACKOFF_S", 0.0)
+    try:
+        with pytest.raises(StorageUnavailableError, match=r"1 shard\(s\).*shard 1.*--resume"):
+            extract(tmp_path / "list.csv", tmp_path / "o", **RUN, **options)
+        _, _, ids, meta = load_features(tmp_path / "o")
+        assert ids == [f"{url}/{n}" for n in names[:3]] and not meta["complete"]
+        assert [f["id"] for f in meta["failures"]] == [f"{url}/bad.png"]  # not dogs/img3
+        handler.down = set()
+        res = extract(tmp_path / "list.csv", tmp_path / "o", **RUN, **options, resume=True)
+    finally:
+        server.shutdown()
+    assert (res.ok, res.failed, res.shards_skipped) == (5, 1, 1)
+    _, _, ids, meta = load_features(tmp_path / "o")
+    assert ids == [f"{url}/{n}" for n in names] and meta["complete"]
+
+
+@pytest.mark.parametrize("fmt", ["npy", "csv"])
+def test_npy_and_csv_merged_on_s3_whole_or_not_at_all(s3, image_folder, tmp_path, monkeypatch,
+                                                      fmt):
+    """The final merge of an npy/csv job on S3 is spooled to a local file and sent as one
+    object: a merge that fails half-way leaves no final file, and a resume completes it."""
+    import imgfeat.store.formats as formats
+
+    extract(image_folder, tmp_path / "ref", **RUN)
+    X0, y0, ids0, _ = load_features(tmp_path / "ref")
+    out = s3.prefix(f"merge-{fmt}")
+    real, calls = formats.read_shard, []
+
+    def failing_mid_merge(raw, f):
+        calls.append(1)
+        if len(calls) == 6:  # 4 shards listed, then the second one being written out
+            raise OSError("connection lost mid-merge")
+        return real(raw, f)
+
+    monkeypatch.setattr(formats, "read_shard", failing_mid_merge)
+    with pytest.raises(OSError, match="mid-merge"):
+        extract(image_folder, out, **RUN, format=fmt, storage_options=s3.options)
+    final = formats.FINAL_FILES[fmt][0]
+    assert not s3.fs.exists(f"{out[5:]}/{final}")
+    monkeypatch.setattr(formats, "read_shard", real)
+    res = extract(image_folder, out, **RUN, format=fmt, storage_options=s3.options, resume=True)
+    assert (res.ok, res.shards_skipped) == (15, 4)
+    X, y, ids, meta = load_features(out, storage_options=s3.options)
+    assert ids == ids0 and list(y) == list(y0) and meta["complete"]
+    np.testing.assert_allclose(X, X0, rtol=1e-6, atol=1e-6)

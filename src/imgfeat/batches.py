@@ -32,6 +32,8 @@ class DecodedBatch:
     pixels: torch.Tensor | None  # (n_ok, 3, H, W) uint8
     ok: list[int]
     errors: dict[int, str]
+    #: set when storage was unavailable for an item (not a bad image): the shard must fail
+    unavailable: str | None = None
 
 
 @dataclass
@@ -48,6 +50,16 @@ class ShardData:
     @property
     def n_failed(self) -> int:
         return int((~self.ok).sum())
+
+
+@dataclass
+class ShardUnavailable:
+    """A shard that could not run because storage stayed unavailable: nothing of it is recorded,
+    so ``--resume`` runs it again (engines yield it in place of :class:`ShardData`)."""
+
+    index: int
+    items: list[Item]
+    reason: str
 
 
 def make_shards(items: Sequence[Item], shard_size: int) -> list[Shard]:

@@ -16,7 +16,7 @@ from ._version import __version__
 from .backbones import WeightsInfo, create_backbone
 from .backbones.fuse import fold_batchnorm
 from .backbones.samepad import edge_same_padding
-from .batches import DecodedBatch, Shard, ShardData, make_shards
+from .batches import DecodedBatch, Shard, ShardData, ShardUnavailable, make_shards
 from .config import ModelConfig
 from .decode import MAX_PIXELS
 from .errors import ConfigError, DecodeError, ModelError
@@ -25,18 +25,24 @@ from .pooling.radam import select_stages
 from .precision import resolve_precision
 from .preprocess import Preprocess, normalize, resolve_data_config
 from .sources import Item, Source
+from .storage import StorageUnavailableError
 
-__all__ = ["DecodedBatch", "Extractor", "Shard", "ShardData", "collate", "decode_batches",
-           "decode_item", "make_shards", "run_shard"]
+__all__ = ["DecodedBatch", "Extractor", "Shard", "ShardData", "ShardUnavailable", "collate",
+           "decode_batches", "decode_item", "make_shards", "run_shard", "try_shard"]
 
 
 def decode_item(source: Source, item: Item, preprocess: Preprocess,
                 max_pixels: int = MAX_PIXELS) -> tuple[torch.Tensor | None, str | None]:
-    """Decode and resize one item, turning any failure into a reason string."""
+    """Decode and resize one item, turning any failure of the item into a reason string.
+
+    Storage that stays unavailable is not the item's failure: :class:`StorageUnavailableError`
+    propagates, so the item's shard fails (and ``--resume`` runs it again)."""
     try:
         return preprocess(source.read(item, max_pixels=max_pixels, min_side=preprocess.min_side)), None
     except DecodeError as exc:
         return None, str(exc)
+    except StorageUnavailableError:
+        raise
     except Exception as exc:  # noqa: BLE001 - one bad file never stops a run
         return None, f"{type(exc).__name__}: {exc}"
 
@@ -225,6 +231,8 @@ def run_shard(extractor: Extractor, shard: Shard, batches: Iterable[DecodedBatch
     errors: list[str | None] = [None] * n
     seen = 0
     for batch in batches:
+        if batch.unavailable is not None:  # decoded in a worker process, raised here
+            raise StorageUnavailableError(batch.unavailable)
         seen += len(batch.positions)
         for pos, err in batch.errors.items():
             errors[pos] = err
@@ -235,3 +243,12 @@ def run_shard(extractor: Extractor, shard: Shard, batches: Iterable[DecodedBatch
         raise RuntimeError(f"shard {shard.index}: {seen} of {n} items decoded")
     return ShardData(shard.index, shard.items, vectors[ok], ok, errors,
                      time.perf_counter() - t0)
+
+
+def try_shard(extractor: Extractor, shard: Shard,
+              batches: Iterable[DecodedBatch]) -> ShardData | ShardUnavailable:
+    """:func:`run_shard`, or the shard marked unavailable when storage stayed unavailable."""
+    try:
+        return run_shard(extractor, shard, batches)
+    except StorageUnavailableError as exc:
+        return ShardUnavailable(shard.index, shard.items, str(exc))

@@ -16,10 +16,10 @@ from .config import ExtractConfig, ModelConfig, RunConfig, config_digest
 from .decode import MAX_PIXELS
 from .engines import ENGINES, run_local
 from .errors import ConfigError, ImgfeatWarning, ItemsFailedError
-from .pipeline import Extractor, make_shards
+from .pipeline import Extractor, ShardUnavailable, make_shards
 from .precision import resolve_precision, slow_precision
 from .sources import Source, open_source
-from .storage import StorageUnavailableError, join, unavailable_reason
+from .storage import StorageUnavailableError, join
 from .store import FAILURES, JobStore
 from .usage import arg
 
@@ -158,8 +158,8 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                                     workers=workers, max_pixels=max_pixels, on_batch=bar.update)
             unavailable: list[str] = []
             for data in results:
-                if (why := unavailable_reason(data.errors)) is not None:
-                    unavailable.append(f"shard {data.index}: {why}")
+                if isinstance(data, ShardUnavailable):
+                    unavailable.append(f"shard {data.index}: {data.reason}")
                     continue  # not recorded: --resume runs this shard again
                 if strict and data.n_failed:
                     k = int((~data.ok).argmax())

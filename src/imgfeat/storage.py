@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import os
 import posixpath
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -144,16 +144,6 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and any(w in text for w in _TRANSIENT_WORDS)
 
 
-def unavailable_reason(errors: list[str | None]) -> str | None:
-    """The first per-item error that is storage being unavailable (not a bad image), if any.
-
-    The pipeline turns every read exception into ``"TypeName: message"``; these ones mean the
-    shard must be run again rather than its images recorded as failed.
-    """
-    prefix = f"{StorageUnavailableError.__name__}: "
-    return next((e[len(prefix):] for e in errors if e and e.startswith(prefix)), None)
-
-
 def with_retries(fn: Callable[[], T], what: str, retries: int | None = None,
                  backoff_s: float | None = None) -> T:
     """Call ``fn``; retry transient errors with exponential backoff (``RETRIES`` times from
@@ -259,17 +249,23 @@ class Location:
     def open_write(self, rel: str) -> Iterator[IO[bytes]]:
         """A binary file to fill; it appears whole when the block ends, never if it raises.
 
-        Locally a temporary file renamed into place; remotely an in-memory buffer sent as one
-        object (a writable fsspec file would commit a half-written buffer on an exception).
+        Locally a temporary file renamed into place; remotely a local temporary file, uploaded
+        as one object when the block ends (a writable fsspec file would commit a half-written
+        buffer on an exception). Memory stays bounded: the back-end reads the file in parts
+        (s3fs: one PUT up to 100 MB, above that a multipart upload, invisible until complete).
         """
         if not self.remote:
             (self.path / rel).parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.path / rel) as tmp, open(tmp, "wb") as fh:
                 yield fh
             return
-        buf = io.BytesIO()
-        yield buf
-        self.write_bytes(rel, buf.getvalue())
+        with tempfile.TemporaryDirectory(prefix="imgfeat-upload-") as folder:
+            local = os.path.join(folder, posixpath.basename(rel) or "object")
+            with open(local, "wb") as fh:
+                yield fh
+            key = self._key(rel)
+            with_retries(lambda: self._fs.put_file(local, key), f"writing {self.child(rel)}")
+            self._fs.invalidate_cache(posixpath.dirname(key))
 
     def remove(self, rel: str) -> None:
         """Delete a file or a folder tree; a missing one is fine."""

@@ -14,13 +14,15 @@ from ..pipeline import (
     Extractor,
     Shard,
     ShardData,
+    ShardUnavailable,
     collate,
     decode_batches,
     decode_item,
-    run_shard,
+    try_shard,
 )
 from ..preprocess import Preprocess
 from ..sources import Source
+from ..storage import StorageUnavailableError
 
 
 class _DecodeDataset(Dataset):
@@ -38,7 +40,10 @@ class _DecodeDataset(Dataset):
 
     def __getitem__(self, k: int):
         shard, pos, item = self.index[k]
-        return shard, pos, decode_item(self.source, item, self.preprocess, self.max_pixels)
+        try:
+            return shard, pos, decode_item(self.source, item, self.preprocess, self.max_pixels), None
+        except StorageUnavailableError as exc:  # carried to the main process, which fails the shard
+            return shard, pos, (None, None), str(exc)
 
 
 def _batch_indices(shards: list[Shard], batch_size: int) -> list[list[int]]:
@@ -53,7 +58,9 @@ def _batch_indices(shards: list[Shard], batch_size: int) -> list[list[int]]:
 
 
 def _collate(rows) -> DecodedBatch:
-    return collate(rows[0][0], [r[1] for r in rows], [r[2] for r in rows])
+    batch = collate(rows[0][0], [r[1] for r in rows], [r[2] for r in rows])
+    batch.unavailable = next((r[3] for r in rows if r[3] is not None), None)
+    return batch
 
 
 def _worker_init(_: int) -> None:
@@ -62,8 +69,10 @@ def _worker_init(_: int) -> None:
 
 def run_local(extractor: Extractor, source: Source, shards: list[Shard], *, batch_size: int,
               workers: int, max_pixels: int = MAX_PIXELS,
-              on_batch: Callable[[int], None] | None = None) -> Iterator[ShardData]:
-    """Yield the finished data of each shard, in order."""
+              on_batch: Callable[[int], None] | None = None
+              ) -> Iterator[ShardData | ShardUnavailable]:
+    """Yield the finished data of each shard, in order (or the shard marked unavailable when
+    storage stayed unavailable while reading it)."""
     if not shards:
         return
     by_index = {s.index: s for s in shards}
@@ -76,7 +85,7 @@ def run_local(extractor: Extractor, source: Source, shards: list[Shard], *, batc
 
     if workers == 0:
         for shard in shards:
-            yield run_shard(extractor, shard, counted(
+            yield try_shard(extractor, shard, counted(
                 decode_batches(source, shard, extractor.preprocess, batch_size, max_pixels)))
         return
     loader = DataLoader(
@@ -86,4 +95,4 @@ def run_local(extractor: Extractor, source: Source, shards: list[Shard], *, batc
         persistent_workers=False, multiprocessing_context="fork",
     )
     for index, batches in itertools.groupby(loader, key=lambda b: b.shard):
-        yield run_shard(extractor, by_index[index], counted(batches))
+        yield try_shard(extractor, by_index[index], counted(batches))

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from ..config import default_threads
 from ..decode import MAX_PIXELS
 from ..errors import ConfigError
-from ..pipeline import Extractor, Shard, ShardData, decode_batches, run_shard
+from ..pipeline import Extractor, Shard, ShardData, ShardUnavailable, decode_batches, try_shard
 from ..sources import Source
 
 #: Fault injection for tests: an actor that finds this file (holding a shard index) when it is
@@ -88,7 +88,7 @@ class ShardMapper:
                                                   strict=True):
             _maybe_die(int(index))
             shard = Shard(int(index), pickle.loads(items))
-            data = run_shard(self.extractor, shard, decode_batches(
+            data = try_shard(self.extractor, shard, decode_batches(
                 self.source, shard, self.extractor.preprocess, int(size), int(max_pixels)))
             out_index.append(int(index))
             out_data.append(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
@@ -99,7 +99,8 @@ def run_ray(extractor: Extractor, source: Source, shards: list[Shard], *, batch_
             max_pixels: int = MAX_PIXELS, address: str | None = None,
             threads_per_actor: int | None = None, gpus_per_actor: float = 0,
             max_actors: int | None = None,
-            on_batch: Callable[[int], None] | None = None) -> Iterator[ShardData]:
+            on_batch: Callable[[int], None] | None = None
+            ) -> Iterator[ShardData | ShardUnavailable]:
     """Yield the data of each shard as it finishes (any order), computed by Ray actors.
 
     Joins the cluster at ``address`` (``auto``: the one this node belongs to), or the one this
@@ -146,7 +147,7 @@ def run_ray(extractor: Extractor, source: Source, shards: list[Shard], *, batch_
         # Ray Data's actor pools restart dead actors and retry their tasks by default
         # (max_restarts=-1, max_task_retries=-1 in the pinned versions; tests kill an actor)
         for batch in ds.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
-            data: ShardData = pickle.loads(batch["data"][0])
+            data: ShardData | ShardUnavailable = pickle.loads(batch["data"][0])
             if on_batch:
                 on_batch(len(data.items))
             yield data

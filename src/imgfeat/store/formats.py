@@ -109,7 +109,7 @@ FINAL_FILES = {
 
 def write_final(out: Location, fmt: str, shard_names: list[str]) -> list[str]:
     """Merge the shards of an npy or csv job into its final files, one shard in memory at a time
-    (on an object store the merged file is held in memory and sent whole)."""
+    (on an object store the merged file is spooled to a local temporary file and sent whole)."""
     ids_doc: dict[str, list] = {"ids": [], "paths": [], "splits": []}
     labels: list[str] = []
     dim, dtype = 0, np.dtype(np.float32)
