@@ -4,6 +4,7 @@ SIGKILLed and the job resumed."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -83,3 +84,39 @@ def test_driver_sigkilled_then_resumed(ray_cluster, tmp_path):
 def test_ray_options_need_the_ray_engine(image_folder, tmp_path):
     with pytest.raises(ConfigError, match="--engine ray"):
         extract(image_folder, tmp_path / "o", **RUN, gpus_per_worker=1)
+
+
+def test_cli_starts_and_stops_its_own_local_cluster(image_folder, reference, tmp_path):
+    """Without an address the engine starts a local cluster in a background thread (while the
+    driver lists the images and builds the network), runs on it, and stops it."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = tmp_path / "own"
+    done = subprocess.run(
+        [sys.executable, "-m", "imgfeat.cli", "extract", str(image_folder), "-o", str(out),
+         "--model", "test_efficientnet", "--no-pretrained", "--img-size", "64",
+         "--precision", "fp32", "--shard-size", "4", "--engine", "ray", "-q"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    X, _, ids, meta = load_features(out)
+    assert ids == reference[2] and meta["complete"]
+    np.testing.assert_allclose(X, reference[0], rtol=1e-5, atol=1e-6)
+
+
+def test_small_clusters_run_one_thread_per_actor(ray_cluster, image_folder, reference, tmp_path,
+                                                 monkeypatch):
+    """On the 2-CPU test cluster the pool asks for 2 actors of 1 CPU (1 torch thread) each."""
+    import ray.data
+
+    seen = {}
+    real = ray.data.Dataset.map_batches
+
+    def spy(self, fn, **kw):
+        seen.update(threads=kw["fn_constructor_kwargs"]["threads"], cpus=kw["num_cpus"],
+                    max_size=kw["compute"].max_size)
+        return real(self, fn, **kw)
+
+    monkeypatch.setattr(ray.data.Dataset, "map_batches", spy)
+    extract(image_folder, tmp_path / "o", **RUN, engine="ray")
+    assert seen == {"threads": 1, "cpus": 1, "max_size": 2}
+    np.testing.assert_allclose(load_features(tmp_path / "o")[0], reference[0], rtol=1e-5,
+                               atol=1e-6)

@@ -118,17 +118,22 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                     threads=threads, device=device, shard_size=shard_size,
                     progress=sys.stderr.isatty() if progress is None else progress,
                     strict=strict)
-    src: Source = open_source(source, labels=labels, label_pattern=label_pattern,
-                              data_labels=data_labels, height=height, width=width,
-                              channels=channels, storage_options=storage_options)
-    if strict:
-        bad = next((it for it in src.items if it.error), None)
-        if bad is not None:
-            raise ItemsFailedError(f"{bad.id}: {bad.error} (strict)")
-    n_threads, workers = run.resolved_threads_workers()
+    cluster = None
+    if engine == "ray":  # a local cluster starts while we list the source and build the network
+        from .engines.ray import connect
+
+        cluster = connect(ray_address)
     old_threads = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
     try:
+        src: Source = open_source(source, labels=labels, label_pattern=label_pattern,
+                                  data_labels=data_labels, height=height, width=width,
+                                  channels=channels, storage_options=storage_options)
+        if strict:
+            bad = next((it for it in src.items if it.error), None)
+            if bad is not None:
+                raise ItemsFailedError(f"{bad.id}: {bad.error} (strict)")
+        n_threads, workers = run.resolved_threads_workers()
+        torch.set_num_threads(n_threads)
         extractor = Extractor(mcfg, device=device)
         store = JobStore(output, format, storage_options)
         if store.open(resume=resume, overwrite=overwrite):
@@ -149,7 +154,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                 from .engines.ray import run_ray
 
                 results = run_ray(extractor, src, pending, batch_size=run.batch_size,
-                                  max_pixels=max_pixels, address=ray_address,
+                                  max_pixels=max_pixels, cluster=cluster,
                                   gpus_per_actor=gpus_per_worker, max_actors=ray_max_actors,
                                   threads_per_actor=threads,
                                   on_batch=bar.update)
@@ -180,6 +185,8 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                        precision)
     finally:
         torch.set_num_threads(old_threads)
+        if cluster is not None:
+            cluster.close()
 
 
 def _result(store: JobStore, shards, skipped: int, t0: float, dim: int, reused: int,

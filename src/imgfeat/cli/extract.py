@@ -30,7 +30,8 @@ def add_parsers(sub) -> None:
     g.add_argument("--workers", type=int, help="decode worker processes (default: 1 per 8 cores; "
                    "0 on 1-2 cores; cores - 1 on cuda/mps)")
     g.add_argument("--threads", type=int,
-                   help="torch threads (default: cores - default workers; 1 on cuda/mps)")
+                   help="torch threads (default: cores - default workers; 1 on cuda/mps; "
+                        "--engine ray: per actor, 1 on clusters of up to 4 CPUs, else 4)")
     g.add_argument("--device", default="cpu", help="cpu, cuda or mps")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this machine; ray: a Ray cluster (the ray extra)")

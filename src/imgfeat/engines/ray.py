@@ -6,14 +6,21 @@ shard's items; actors read the images themselves (local paths must exist on ever
 work anywhere), so nothing but results comes back. The driver writes each shard as it finishes,
 so resume and whole-object writes work as locally. Actor restarts and task retries are on: a
 dead actor's shard is simply run again.
+
+A local cluster is started in a background thread (:func:`connect`, called by ``extract`` before
+it lists the source and builds the network), so its start-up overlaps the driver's own work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import logging
 import os
 import pickle
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 from ..config import default_threads
@@ -25,6 +32,97 @@ from ..sources import Source
 #: Fault injection for tests: an actor that finds this file (holding a shard index) when it is
 #: about to run that shard claims the file and dies, once.
 FAULT_ENV = "IMGFEAT_RAY_FAULT_FILE"
+#: on clusters of at most this many CPUs an actor runs 1 torch thread and the pool holds one
+#: actor per CPU (benchmarks/ray_scaling.py, 2 cores: two 1-thread actors 1.11x one 2-thread
+#: actor; a second torch thread gains ~1.6x on this model, a second process more)
+SMALL_CLUSTER_CPUS = 4
+
+log = logging.getLogger(__name__)
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the ray engine needs Ray: pip install 'imgfeat[ray]'") from None
+    return ray
+
+
+class Cluster:
+    """The Ray cluster a run uses, connected in a background thread from the moment it is made.
+
+    ``address``: a cluster to join (``auto``: the one this node belongs to); without one, the
+    cluster this process already joined, else a local one started here (with ``num_cpus``).
+    :meth:`close` disconnects what this object connected (stopping a local cluster).
+    ``seconds`` is how long ``ray.init`` took (0 when this process was already connected).
+    """
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+        ray = _ray()
+        self.address = address
+        self.started = False
+        self.seconds = 0.0
+        self.local = False
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+        self._release = threading.Event()
+        self._thread: threading.Thread | None = None
+        if ray.is_initialized():
+            self._ready.set()
+            return
+        self.local = local = address is None and not os.environ.get("RAY_ADDRESS")
+        kwargs: dict = {"include_dashboard": False, "log_to_driver": False,
+                        "configure_logging": False}
+        if local:
+            kwargs["num_cpus"] = num_cpus or default_threads()
+        self._thread = threading.Thread(target=self._init, args=(ray, kwargs),
+                                        name="imgfeat-ray-init", daemon=True)
+        self._thread.start()
+
+    def _init(self, ray, kwargs: dict) -> None:
+        t0 = time.perf_counter()
+        quiet = logging.getLogger("ray._private.worker")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # "SIGTERM handler is not set" (not the main thread)
+        try:
+            ray.init(address=self.address, **kwargs)
+            self.started = True
+        except BaseException as exc:  # noqa: BLE001 - raised again by wait()
+            self._error = exc
+        finally:
+            quiet.setLevel(level)
+            self.seconds = time.perf_counter() - t0
+            self._ready.set()
+        log.info("Ray cluster %s in %.1f s", "started" if self.local else "joined", self.seconds)
+        # Ray's processes die with the thread that started them (their parent-death signal
+        # follows the thread): this one lives until close() has stopped them
+        self._release.wait()
+
+    def wait(self) -> None:
+        """Block until connected; a cluster that cannot be reached is a :class:`ConfigError`."""
+        self._ready.wait()
+        if isinstance(self._error, ConnectionError):
+            raise ConfigError(f"cannot reach the Ray cluster at {self.address}: "
+                              f"{self._error}") from None
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        """Stop the local cluster this object started (a joined one is left running)."""
+        with contextlib.suppress(Exception):  # a cluster that never came up: nothing to stop
+            self.wait()
+        if self.started:
+            _ray().shutdown()
+            self.started = False
+        self._release.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> Cluster:
+    """Start connecting to (or starting) a Ray cluster in the background; see :class:`Cluster`."""
+    return Cluster(address, num_cpus)
 
 
 def network_digest(extractor: Extractor) -> str:
@@ -97,38 +195,34 @@ class ShardMapper:
 
 def run_ray(extractor: Extractor, source: Source, shards: list[Shard], *, batch_size: int,
             max_pixels: int = MAX_PIXELS, address: str | None = None,
-            threads_per_actor: int | None = None, gpus_per_actor: float = 0,
-            max_actors: int | None = None,
+            cluster: Cluster | None = None, threads_per_actor: int | None = None,
+            gpus_per_actor: float = 0, max_actors: int | None = None,
             on_batch: Callable[[int], None] | None = None
             ) -> Iterator[ShardData | ShardUnavailable]:
     """Yield the data of each shard as it finishes (any order), computed by Ray actors.
 
-    Joins the cluster at ``address`` (``auto``: the one this node belongs to), or the one this
-    process already started, or starts a local one (and stops it at the end). The actor pool
-    grows from 1 to ``max_actors`` (default: as many as the cluster's CPUs, or GPUs, hold now).
+    Uses ``cluster`` (from :func:`connect`, stopped by its owner), or connects to ``address`` as
+    :class:`Cluster` does (a local cluster started here is stopped at the end). The actor pool
+    starts at, and may shrink from, ``max_actors`` (default: as many as the cluster's CPUs, or
+    GPUs, hold now). Threads per actor default to 1 on clusters of up to
+    ``SMALL_CLUSTER_CPUS`` CPUs, else to 4.
     """
-    try:
-        import ray
-        from ray.data import ActorPoolStrategy, DataContext
-    except ImportError:
-        raise ConfigError("the ray engine needs Ray: pip install 'imgfeat[ray]'") from None
+    ray = _ray()
+    from ray.data import ActorPoolStrategy, DataContext
+
     if not shards:
         return
-    started = False
-    if not ray.is_initialized():
-        try:
-            ray.init(address=address, num_cpus=None if address else default_threads(),
-                     include_dashboard=False, log_to_driver=False, configure_logging=False)
-        except ConnectionError as exc:
-            raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc}") from None
-        started = True
+    own = cluster is None
+    if own:
+        cluster = connect(address)
     try:
+        cluster.wait()
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = False  # the caller shows its own
         ctx.print_on_execution_start = False
         resources = ray.cluster_resources()
         cpus = max(1, int(resources.get("CPU", 1)))
-        threads = threads_per_actor or min(4, cpus)
+        threads = threads_per_actor or (1 if cpus <= SMALL_CLUSTER_CPUS else min(4, cpus))
         fits = int(resources.get("GPU", 0) // gpus_per_actor) if gpus_per_actor else cpus // threads
         n_max = max(1, min(len(shards), max_actors or fits or 1))
         light = copy.copy(source)
@@ -139,7 +233,9 @@ def run_ray(extractor: Extractor, source: Source, shards: list[Shard], *, batch_
                  "max_pixels": max_pixels} for s in shards]
         ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
             ShardMapper, batch_size=1, batch_format="numpy",
-            compute=ActorPoolStrategy(min_size=1, max_size=n_max),
+            # autoscaling (down to 1 actor when idle), but all actors asked for at once: the
+            # pool's own upscaling waits for a queue to build up, seconds on a short job
+            compute=ActorPoolStrategy(min_size=1, max_size=n_max, initial_size=n_max),
             fn_constructor_kwargs={"payload": payload,
                                    "device": "cuda" if gpus_per_actor else "cpu",
                                    "threads": threads},
@@ -152,5 +248,5 @@ def run_ray(extractor: Extractor, source: Source, shards: list[Shard], *, batch_
                 on_batch(len(data.items))
             yield data
     finally:
-        if started:
-            ray.shutdown()
+        if own:
+            cluster.close()
