@@ -3,6 +3,12 @@
 pixels, with linear SVM and LDA under stratified 10-fold CV (imgfeat.classify); also the
 test-split PSNR/SSIM of the reconstructions. Prints the figures, the training time and images/s.
 
+The images are taken at their native 128×128; training sees random 64×64 patches of them
+(``patch``), so an epoch costs a quarter of whole images and the filters learn the textures at
+full resolution; validation, the test split and the features take whole images. Features are
+the global average of the latent (what ``imgfeat extract --model ae:RUN`` gives by default)
+and the average of every stage (``--layers all``).
+
     flock /tmp/imgfeat-bench.lock python benchmarks/ae_usptex.py [--budget 600] [--quick]
 """
 
@@ -21,10 +27,9 @@ import torch
 import imgfeat
 from imgfeat.autoencoder import AEConfig, evaluate, train
 from imgfeat.autoencoder.checkpoint import save_weights
-from imgfeat.autoencoder.data import load_images, make_split, to_float
+from imgfeat.autoencoder.data import augment, load_images, make_split, to_float
 from imgfeat.autoencoder.model import AutoEncoder, describe_shapes
 from imgfeat.autoencoder.training import autocast
-from imgfeat.errors import ModelError
 from imgfeat.precision import resolve_precision
 from imgfeat.sources.benchmarks import open_benchmark
 
@@ -37,7 +42,8 @@ def calibrate(cfg: AEConfig, pixels: torch.Tensor, steps: int = 6, warmup: int =
     model = AutoEncoder(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     precision = resolve_precision(cfg.precision, "cpu")
-    x = to_float(pixels[:cfg.batch_size])
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x = augment(to_float(pixels[:cfg.batch_size]), cfg, gen)
     for i in range(warmup + steps):
         if i == warmup:
             t0 = time.perf_counter()
@@ -50,34 +56,21 @@ def calibrate(cfg: AEConfig, pixels: torch.Tensor, steps: int = 6, warmup: int =
     return steps * len(x) / (time.perf_counter() - t0)
 
 
-def features(model: str, src, out: Path, pixels: torch.Tensor, ids: list[str]) -> np.ndarray:
-    """Average-pooled encoder stages, through imgfeat.extract where the pipeline builds ``ae:``
-    backbones; else the same backbone and pooling driven directly on the decoded images."""
-    try:
-        res = imgfeat.extract(src, out, model=model, layers="all", pool="avg", resize="squash",
-                              overwrite=True, progress=False)
-        X, _, got, _ = imgfeat.load_features(res.output)
-        order = {i: n for n, i in enumerate(got)}
-        return np.asarray(X)[[order[i] for i in ids]]
-    except ModelError as exc:
-        print(f"  (imgfeat.extract cannot build {model} on this branch: {exc}; using the "
-              f"backbone directly)")
-    from imgfeat.backbones.registry import create_backbone
-    from imgfeat.config import ModelConfig
-
-    backbone = create_backbone(ModelConfig(model=model)).select("all")
-    rows = []
-    with torch.inference_mode():
-        for start in range(0, len(pixels), 64):
-            maps = backbone(to_float(pixels[start:start + 64]))
-            rows.append(torch.cat([m.mean(dim=(2, 3)) for m in maps.values()], 1))
-    return torch.cat(rows).numpy()
+def features(model: str, src, out: Path, ids: list[str], layers: str | None) -> np.ndarray:
+    """Average-pooled features through imgfeat.extract (the latent, or every stage), in the
+    order of ``ids``."""
+    res = imgfeat.extract(src, out, model=model, layers=layers, pool="avg", resize="squash",
+                          overwrite=True, progress=False)
+    X, _, got, _ = imgfeat.load_features(res.output)
+    order = {i: n for n, i in enumerate(got)}
+    return np.asarray(X)[[order[i] for i in ids]]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
-    ap.add_argument("--size", type=int, default=64, help="input height = width in pixels")
+    ap.add_argument("--size", type=int, default=128, help="input height = width in pixels")
+    ap.add_argument("--patch", type=int, default=64, help="training patch side (0: whole)")
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--base-width", type=int, default=16)
     ap.add_argument("--max-width", type=int, default=128)
@@ -101,6 +94,7 @@ def main() -> None:
     cfg = AEConfig(height=args.size, width=args.size, depth=args.depth,
                    base_width=args.base_width, max_width=args.max_width,
                    batch_size=args.batch_size, lr=args.lr, hflip=True, vflip=True,
+                   patch=args.patch,
                    precision="auto", progress=False)
     t0 = time.perf_counter()
     everything = load_images(src, cfg)
@@ -128,19 +122,19 @@ def main() -> None:
     y = np.array([labels[i] for i in ids])
     raw = torch.nn.functional.interpolate(to_float(everything.pixels),
                                           size=(args.raw_size, args.raw_size), mode="area")
-    sets = {
-        "trained encoder": features(f"ae:{run}", src, out / "f_trained", everything.pixels, ids),
-        "untrained encoder": features(f"ae:{untrained}", src, out / "f_untrained",
-                                      everything.pixels, ids),
-        f"raw pixels {args.raw_size}x{args.raw_size}": raw.flatten(1).numpy(),
-    }
+    sets = {}
+    for layers, what in ((None, "latent avg"), ("all", "stages avg")):
+        for name, model in (("trained", f"ae:{run}"), ("untrained", f"ae:{untrained}")):
+            sets[f"{name}, {what}"] = features(model, src, out / f"f_{name}_{layers}", ids,
+                                               layers)
+    sets[f"raw pixels {args.raw_size}x{args.raw_size}"] = raw.flatten(1).numpy()
     print(f"10-fold stratified CV, standardized features, {len(set(y))} classes; accuracy %")
-    print(f"{'features':<22}{'dim':>6}{'linear SVM':>14}{'LDA':>14}")
+    print(f"{'features':<26}{'dim':>6}{'linear SVM':>14}{'LDA':>14}")
     for name, X in sets.items():
         rep = imgfeat.classify(X, y, classifiers=["svm", "lda"], folds=10, repeats=1,
                                standardize=True, n_jobs=2)
         acc = {r.name: np.array([f["accuracy"] for f in r.folds]) for r in rep.results}
-        print(f"{name:<22}{X.shape[1]:>6}" + "".join(
+        print(f"{name:<26}{X.shape[1]:>6}" + "".join(
             f"{100 * acc[c].mean():>8.2f} ± {100 * acc[c].std():.1f}" for c in ("svm", "lda")))
     print(f"total {time.perf_counter() - t0:.0f} s; results in {out}")
 

@@ -188,3 +188,34 @@ def test_reduced_precision_trains(tmp_path, precision):
     assert res.epochs_done == 2 and all(np.isfinite(r["train_loss"]) for r in res.history)
     state = load_state(state_path(res.run, "last"))
     assert bool(state["scaler"]) == (precision == "fp16")
+
+
+def test_patch_training_crops_inside_each_image_and_encodes_whole_images(tmp_path):
+    from imgfeat.autoencoder.data import augment, random_patches
+
+    gen = torch.Generator().manual_seed(0)
+    batch = torch.arange(2 * 3 * 32 * 24, dtype=torch.float32).reshape(2, 3, 32, 24)
+    crops = random_patches(batch, 8, gen)
+    assert crops.shape == (2, 3, 8, 8)
+    for i in range(2):  # each crop is a window of its own image (found by its corner value)
+        y, x = divmod(int(crops[i, 0, 0, 0].item()) - i * 3 * 32 * 24, 24)
+        assert torch.equal(crops[i], batch[i, :, y:y + 8, x:x + 8])
+    cfg = AEConfig(**{**TINY, "height": 32, "width": 24}, patch=8, hflip=True)
+    assert augment(batch, cfg, gen).shape == (2, 3, 8, 8)
+    with pytest.raises(ConfigError, match="patch must be"):
+        AEConfig(**TINY, patch=2)  # below 2**depth
+    with pytest.raises(ConfigError, match="patch must be"):
+        AEConfig(**TINY, patch=17)
+    # training on 8x8 patches of 16x16 images: the loss falls; validation and the encoder
+    # take whole images (the latent of the documented 16x16 input)
+    data = tiny_images(tmp_path / "imgs", n=6)
+    res = train(data, tmp_path / "run", AEConfig(**TINY, patch=8, epochs=15, lr=1e-2,
+                                                 scheduler="none"))
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+    from imgfeat.backbones.registry import create_backbone
+    from imgfeat.config import ModelConfig
+
+    enc = create_backbone(ModelConfig(model=f"ae:{tmp_path / 'run'}")).select("all")
+    with torch.no_grad():
+        maps = enc(torch.rand(1, 3, 16, 16))
+    assert list(maps.values())[-1].shape == (1, 8, 4, 4)

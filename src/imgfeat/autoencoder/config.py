@@ -45,6 +45,8 @@ class AEConfig:
     test_fraction: float = _f(0.1, "share of images held out for testing")
     seed: int = _f(0, "seed of the split, the initial weights, shuffling and augmentation")
     shift: float = _f(0.0, "random shift, as a fraction of the size (0: off)")
+    patch: int = _f(0, "train on random patch x patch crops of the height x width images (0: "
+                       "whole images); validation and encoding take whole images")
     hflip: bool = _f(False, "random horizontal flips")
     vflip: bool = _f(False, "random vertical flips")
     # training
@@ -81,6 +83,10 @@ class AEConfig:
         if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1
                 and self.val_fraction + self.test_fraction < 1):
             raise ConfigError("val_fraction and test_fraction must be in [0, 1) with a sum below 1")
+        if self.patch and not 2 ** self.depth <= self.patch <= min(self.height, self.width):
+            raise ConfigError(f"patch must be 0 or between 2**depth = {2 ** self.depth} and "
+                              f"min(height, width) = {min(self.height, self.width)}, "
+                              f"not {self.patch}")
         if not 0 <= self.shift < 0.5:
             raise ConfigError(f"shift must be in [0, 0.5), not {self.shift}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:

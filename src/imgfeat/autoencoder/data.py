@@ -103,7 +103,10 @@ def to_float(pixels: torch.Tensor, device: str | torch.device = "cpu") -> torch.
 
 
 def augment(batch: torch.Tensor, cfg: AEConfig, gen: torch.Generator) -> torch.Tensor:
-    """Random shifts (reflect-padded) and flips, per image, drawn from ``gen``."""
+    """Random shifts (reflect-padded) and flips, per image, drawn from ``gen``; then, with
+    ``cfg.patch``, a random ``patch × patch`` crop of each image."""
+    if cfg.patch:
+        batch = random_patches(batch, cfg.patch, gen)
     if not (cfg.shift or cfg.hflip or cfg.vflip):
         return batch
     n, _, h, w = batch.shape
@@ -127,3 +130,14 @@ def augment(batch: torch.Tensor, cfg: AEConfig, gen: torch.Generator) -> torch.T
     return out
 
 
+
+
+def random_patches(batch: torch.Tensor, patch: int, gen: torch.Generator) -> torch.Tensor:
+    """One random ``patch × patch`` crop of each image (its corner drawn from ``gen``)."""
+    n, _, h, w = batch.shape
+    if patch >= h and patch >= w:
+        return batch
+    ys = torch.randint(0, h - patch + 1, (n,), generator=gen).tolist()
+    xs = torch.randint(0, w - patch + 1, (n,), generator=gen).tolist()
+    return torch.stack([batch[i, :, y:y + patch, x:x + patch]
+                        for i, (y, x) in enumerate(zip(ys, xs, strict=True))])
