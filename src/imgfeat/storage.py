@@ -241,8 +241,12 @@ class Location:
             with atomic_path(self.path / rel) as tmp:
                 tmp.write_bytes(data)
             return
+        self._commit(rel, lambda key: self._fs.pipe_file(key, bytes(data)))
+
+    def _commit(self, rel: str, send: Callable[[str], object]) -> None:
+        """Send one whole object to ``rel``'s key (retried), then forget cached listings."""
         key = self._key(rel)
-        with_retries(lambda: self._fs.pipe_file(key, bytes(data)), f"writing {self.child(rel)}")
+        with_retries(lambda: send(key), f"writing {self.child(rel)}")
         self._fs.invalidate_cache(posixpath.dirname(key))
 
     @contextlib.contextmanager
@@ -263,9 +267,7 @@ class Location:
             local = os.path.join(folder, posixpath.basename(rel) or "object")
             with open(local, "wb") as fh:
                 yield fh
-            key = self._key(rel)
-            with_retries(lambda: self._fs.put_file(local, key), f"writing {self.child(rel)}")
-            self._fs.invalidate_cache(posixpath.dirname(key))
+            self._commit(rel, lambda key: self._fs.put_file(local, key))
 
     def remove(self, rel: str) -> None:
         """Delete a file or a folder tree; a missing one is fine."""

@@ -103,8 +103,8 @@ def to_float(pixels: torch.Tensor, device: str | torch.device = "cpu") -> torch.
 
 
 def augment(batch: torch.Tensor, cfg: AEConfig, gen: torch.Generator) -> torch.Tensor:
-    """Random shifts (reflect-padded) and flips, per image, drawn from ``gen``; then, with
-    ``cfg.patch``, a random ``patch × patch`` crop of each image."""
+    """With ``cfg.patch``, first a random ``patch × patch`` crop of each image; then random
+    shifts (reflect-padded) and flips, per image; all drawn from ``gen``."""
     if cfg.patch:
         batch = random_patches(batch, cfg.patch, gen)
     if not (cfg.shift or cfg.hflip or cfg.vflip):
@@ -128,8 +128,6 @@ def augment(batch: torch.Tensor, cfg: AEConfig, gen: torch.Generator) -> torch.T
             x = x.flip(-2)
         out[i] = x
     return out
-
-
 
 
 def random_patches(batch: torch.Tensor, patch: int, gen: torch.Generator) -> torch.Tensor:
