@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -86,6 +87,29 @@ def test_ray_options_need_the_ray_engine(image_folder, tmp_path):
         extract(image_folder, tmp_path / "o", **RUN, gpus_per_worker=1)
 
 
+def test_unreachable_cluster_is_one_error_and_leaves_no_output(image_folder, tmp_path):
+    """Ray retries a wrong address for minutes; we check it first (in a fresh process: this one
+    is connected to the shared test cluster)."""
+    from imgfeat.engines.ray import unreachable
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "o"
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "imgfeat.cli", "extract", str(image_folder), "-o", str(out),
+         "--model", "test_efficientnet", "--no-pretrained", "--img-size", "64",
+         "--engine", "ray", "--ray-address", f"127.0.0.1:{port}", "-q"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and time.perf_counter() - t0 < 60, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [
+        f"imgfeat: error: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused"]
+    assert not out.exists()
+    assert unreachable("auto") is None and unreachable("ray://head:10001") is None
+    assert unreachable("head") == "not HOST:PORT, auto or ray://HOST:PORT ('head')"
+
+
 def test_cli_starts_and_stops_its_own_local_cluster(image_folder, reference, tmp_path):
     """Without an address the engine starts a local cluster in a background thread (while the
     driver lists the images and builds the network), runs on it, and stops it."""
@@ -120,3 +144,27 @@ def test_small_clusters_run_one_thread_per_actor(ray_cluster, image_folder, refe
     assert seen == {"threads": 1, "cpus": 1, "max_size": 2}
     np.testing.assert_allclose(load_features(tmp_path / "o")[0], reference[0], rtol=1e-5,
                                atol=1e-6)
+
+
+def test_gpu_actors_on_a_cluster_without_gpus(image_folder, tmp_path, caplog):
+    """A local cluster cannot grow: GPU actors it cannot place are one clear error (Ray would wait
+    for them forever); a joined cluster may add GPU nodes, so it is a warning there."""
+    from imgfeat.engines.ray import check_gpus
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "CUDA_VISIBLE_DEVICES")}
+    env["CUDA_VISIBLE_DEVICES"] = ""  # no GPU for the local cluster, even on a GPU machine
+    out = tmp_path / "gpu"
+    done = subprocess.run(
+        [sys.executable, "-m", "imgfeat.cli", "extract", str(image_folder), "-o", str(out),
+         "--model", "test_efficientnet", "--no-pretrained", "--img-size", "64",
+         "--engine", "ray", "--gpus-per-worker", "1", "-q"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("imgfeat:")]
+    assert lines == ["imgfeat: error: --gpus-per-worker 1: the Ray cluster has 0 GPU(s) "
+                     "(a local cluster started here has the GPUs torch sees)"], done.stderr
+    assert not out.exists()  # the run made the folder: nothing of it is left
+    check_gpus({"CPU": 8, "GPU": 2}, 0.5, local=True)  # fits: nothing said
+    with caplog.at_level("WARNING", logger="imgfeat.engines.ray"):
+        check_gpus({"CPU": 8}, 1, local=False)
+    assert "has 0 GPU(s) now; waiting for its autoscaler" in caplog.text

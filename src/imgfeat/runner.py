@@ -149,6 +149,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
             return _result(store, shards, len(shards), t0, extractor.dim, reused, precision)
         bar = tqdm(total=sum(len(s.items) for s in pending), unit="img", disable=not run.progress,
                    desc="extract", dynamic_ncols=True, smoothing=0.1)
+        written = 0
         try:
             if engine == "ray":
                 from .engines.ray import run_ray
@@ -174,6 +175,11 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                         store.discard()
                     raise ItemsFailedError(f"{data.items[k].id}: {data.errors[k]} (strict)")
                 store.write_shard(data)
+                written += 1
+        except ConfigError:  # the engine could not start (no cluster, no GPUs): nothing is left
+            if not done and not written:
+                store.discard()
+            raise
         finally:
             bar.close()
         if unavailable:

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import pickle
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -81,6 +82,11 @@ class Cluster:
 
     def _init(self, ray, kwargs: dict) -> None:
         t0 = time.perf_counter()
+        if (why := unreachable(self.address)) is not None:  # Ray itself retries for minutes
+            self._error = ConnectionError(why)
+            self._ready.set()
+            self._release.wait()
+            return
         quiet = logging.getLogger("ray._private.worker")
         level = quiet.level
         quiet.setLevel(logging.ERROR)  # "SIGTERM handler is not set" (not the main thread)
@@ -118,6 +124,21 @@ class Cluster:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+
+
+def unreachable(address: str | None, timeout: float = 5.0) -> str | None:
+    """Why a ``host:port`` cluster address takes no connection (None: it does, or the address
+    is ``auto``, ``ray://`` or absent, which Ray resolves itself)."""
+    if not address or address == "auto" or "://" in address:
+        return None
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        return f"not HOST:PORT, auto or ray://HOST:PORT ({address!r})"
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> Cluster:
@@ -193,6 +214,20 @@ class ShardMapper:
         return {"shard": out_index, "data": out_data}
 
 
+def check_gpus(resources: dict, gpus_per_actor: float, *, local: bool) -> None:
+    """Refuse GPU actors a local cluster cannot place (Ray would wait for them forever); on a
+    joined cluster without GPUs now, warn: its autoscaler may add GPU nodes."""
+    if not gpus_per_actor:
+        return
+    have = float(resources.get("GPU", 0))
+    if have >= gpus_per_actor:
+        return
+    what = f"--gpus-per-worker {gpus_per_actor:g}: the Ray cluster has {have:g} GPU(s)"
+    if local:
+        raise ConfigError(f"{what} (a local cluster started here has the GPUs torch sees)")
+    log.warning("%s now; waiting for its autoscaler to add GPU nodes", what)
+
+
 def run_ray(extractor: Extractor, source: Source, shards: list[Shard], *, batch_size: int,
             max_pixels: int = MAX_PIXELS, address: str | None = None,
             cluster: Cluster | None = None, threads_per_actor: int | None = None,
@@ -221,6 +256,7 @@ def run_ray(extractor: Extractor, source: Source, shards: list[Shard], *, batch_
         ctx.enable_progress_bars = False  # the caller shows its own
         ctx.print_on_execution_start = False
         resources = ray.cluster_resources()
+        check_gpus(resources, gpus_per_actor, local=cluster.local)
         cpus = max(1, int(resources.get("CPU", 1)))
         threads = threads_per_actor or (1 if cpus <= SMALL_CLUSTER_CPUS else min(4, cpus))
         fits = int(resources.get("GPU", 0) // gpus_per_actor) if gpus_per_actor else cpus // threads
@@ -239,7 +275,8 @@ def run_ray(extractor: Extractor, source: Source, shards: list[Shard], *, batch_
             fn_constructor_kwargs={"payload": payload,
                                    "device": "cuda" if gpus_per_actor else "cpu",
                                    "threads": threads},
-            num_cpus=threads, num_gpus=gpus_per_actor or None)
+            # a GPU actor asks for its GPU only (Ray Data calls asking for both experimental)
+            num_cpus=None if gpus_per_actor else threads, num_gpus=gpus_per_actor or None)
         # Ray Data's actor pools restart dead actors and retry their tasks by default
         # (max_restarts=-1, max_task_retries=-1 in the pinned versions; tests kill an actor)
         for batch in ds.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
