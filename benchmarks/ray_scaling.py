@@ -6,12 +6,18 @@ Prints, on the same images and model (random weights: the same work as pretraine
    while it lists the images and builds the network) and stops it; the wall time includes both,
    with ray.init's own time, when the first shard came back (cluster and actors started), and
    the ratio to (1); the vectors are checked equal to (1);
-3. a scaling simulation on a warm cluster: 1 actor of 2 threads, 1 and 2 actors of 1 thread;
-4. local engine, S3 -> S3 through a moto server in its own process, vs (1);
-5. how many shards per second the driver commits (local folder, moto S3): the ceiling on
+3. Ray's own fixed cost on this machine, with no images: ``ray.init`` + ``ray.shutdown``, and the
+   same with a Ray Data pool of one actor per core whose actors only import torch and timm
+   (what any actor holding a timm network pays); against the time the 1.3x target leaves over
+   the local engine, and the image count from which the Ray engine is within 1.3x (from the
+   measured fixed cost and the steady rate, shard to shard);
+4. a scaling simulation on a warm cluster: 1 actor of 2 threads, 1 and 2 actors of 1 thread;
+5. local engine, S3 -> S3 through a moto server in its own process, vs (1);
+6. how many shards per second the driver commits (local folder, moto S3): the ceiling on
    images/s any number of Ray actors can reach through one driver.
 
     python benchmarks/ray_scaling.py [--images 2000] [--model tf_efficientnet_lite0] [--quick]
+                                     [--ratio-only: (1) to (3)]
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from extract_throughput import make_images  # noqa: E402
+from precision_usptex import cpu_features  # noqa: E402
 
 from imgfeat import extract, load_features  # noqa: E402
 
@@ -103,6 +110,39 @@ def commit_rate(out, storage_options, n: int, rows: int, dim: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
+class _Importer:
+    """A Ray Data callable whose actors import what a timm network needs, and do nothing else."""
+
+    def __init__(self):
+        import timm  # noqa: F401
+        import torch  # noqa: F401
+
+    def __call__(self, batch):
+        return batch
+
+
+def ray_floor(cores: int) -> tuple[float, float]:
+    """Seconds of (ray.init + shutdown) and (the same + a pool of ``cores`` importing actors)."""
+    import ray
+    import ray.data
+
+    def once(pool: bool) -> float:
+        t0 = time.perf_counter()
+        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+        if pool:
+            ray.data.DataContext.get_current().enable_progress_bars = False
+            ds = ray.data.from_items([{"x": i} for i in range(2 * cores)]).map_batches(
+                _Importer, batch_size=1, num_cpus=1, compute=ray.data.ActorPoolStrategy(
+                    min_size=1, max_size=cores, initial_size=cores))
+            for _ in ds.iter_batches(batch_size=1, prefetch_batches=0):
+                pass
+        ray.shutdown()
+        return time.perf_counter() - t0
+
+    return once(False), once(True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=2000)
@@ -110,6 +150,7 @@ def main() -> None:
     ap.add_argument("--img-size", type=int, default=None)
     ap.add_argument("--shard-size", type=int, default=100)
     ap.add_argument("--quick", action="store_true", help="a tiny smoke run (64 images, tiny model)")
+    ap.add_argument("--ratio-only", action="store_true", help="local vs Ray and Ray's fixed cost")
     args = ap.parse_args()
     if args.quick:
         args.images, args.model, args.img_size, args.shard_size = 64, "test_efficientnet", 64, 8
@@ -120,6 +161,7 @@ def main() -> None:
               "shard_size": args.shard_size, "progress": False}
     print(f"{args.images} images 256x256 JPEG, {args.model} (random weights), "
           f"shards of {args.shard_size}, {cores} cores")
+    print(cpu_features())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         warm = [str(p) for p in sorted(folder.rglob("*.jpg"))[:8]]  # imports, caches: untimed
@@ -158,6 +200,22 @@ def main() -> None:
               f"driver's listing and network build; first shard back after "
               f"{first[0] - t0:.1f} s; last after {first[-1] - t0:.1f} s); "
               f"max |ray - local| = {diff:.1e}")
+        # img/s from the first shard back to the last: the other actors' first shards were
+        # under way before that window opened, so they are not counted in it
+        actors = min(cores if cores <= ray_engine.SMALL_CLUSTER_CPUS else cores // 4,
+                     len(first) - 1)
+        steady = (args.images / len(first)) * (len(first) - actors) / (first[-1] - first[0])
+        bare, pool = ray_floor(cores)
+        fixed = total - args.images / steady  # what the Ray run spent beyond its steady rate
+        room = 1.3 / (args.images / t_local) - 1 / steady  # s/img the target leaves, per image
+        print(f"ray's own fixed cost, no images: ray.init + shutdown {bare:.1f} s; with a Ray "
+              f"Data pool of {cores} actors importing torch and timm {pool:.1f} s; the 1.3x "
+              f"target leaves {0.3 * t_local:.1f} s over the local engine here")
+        print(f"ray steady rate (shard to shard) {steady:.1f} img/s vs local "
+              f"{args.images / t_local:.1f}; this run's fixed cost {fixed:.1f} s -> within 1.3x "
+              + (f"from ~{fixed / room:,.0f} images" if room > 0 else "at no image count"))
+        if args.ratio_only:
+            return
         t_start, _ = timed(ray.init, num_cpus=cores, include_dashboard=False,
                            log_to_driver=False, configure_logging=False)
         print(f"ray.init alone (the warm cluster below): {t_start:.1f} s")
