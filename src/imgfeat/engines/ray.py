@@ -135,7 +135,7 @@ def unreachable(address: str | None, timeout: float = 5.0) -> str | None:
     if not sep or not port.isdigit():
         return f"not HOST:PORT, auto or ray://HOST:PORT ({address!r})"
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             return None
     except OSError as exc:
         return exc.strerror or str(exc) or type(exc).__name__
