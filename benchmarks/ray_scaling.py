@@ -122,14 +122,16 @@ class _Importer:
 
 
 def ray_floor(cores: int) -> tuple[float, float]:
-    """Seconds of (ray.init + shutdown) and (the same + a pool of ``cores`` importing actors)."""
-    import ray
+    """Seconds of (a local cluster started and stopped as the engine does) and (the same + a
+    pool of ``cores`` importing actors)."""
     import ray.data
+
+    from imgfeat.engines.ray import connect
 
     def once(pool: bool) -> float:
         t0 = time.perf_counter()
-        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        cluster = connect(num_cpus=cores)
+        cluster.wait()
         if pool:
             ray.data.DataContext.get_current().enable_progress_bars = False
             ds = ray.data.from_items([{"x": i} for i in range(2 * cores)]).map_batches(
@@ -137,7 +139,7 @@ def ray_floor(cores: int) -> tuple[float, float]:
                     min_size=1, max_size=cores, initial_size=cores))
             for _ in ds.iter_batches(batch_size=1, prefetch_batches=0):
                 pass
-        ray.shutdown()
+        cluster.close()
         return time.perf_counter() - t0
 
     return once(False), once(True)
@@ -202,8 +204,7 @@ def main() -> None:
               f"max |ray - local| = {diff:.1e}")
         # img/s from the first shard back to the last: the other actors' first shards were
         # under way before that window opened, so they are not counted in it
-        actors = min(cores if cores <= ray_engine.SMALL_CLUSTER_CPUS else cores // 4,
-                     len(first) - 1)
+        actors = min(cores // ray_engine.actor_threads(cores), len(first) - 1)
         steady = (args.images / len(first)) * (len(first) - actors) / (first[-1] - first[0])
         bare, pool = ray_floor(cores)
         fixed = total - args.images / steady  # what the Ray run spent beyond its steady rate
@@ -216,9 +217,9 @@ def main() -> None:
               + (f"from ~{fixed / room:,.0f} images" if room > 0 else "at no image count"))
         if args.ratio_only:
             return
-        t_start, _ = timed(ray.init, num_cpus=cores, include_dashboard=False,
-                           log_to_driver=False, configure_logging=False)
-        print(f"ray.init alone (the warm cluster below): {t_start:.1f} s")
+        warm_cluster = ray_engine.connect(num_cpus=cores)
+        warm_cluster.wait()
+        print(f"ray.init alone (the warm cluster below): {warm_cluster.seconds:.1f} s")
         rates = {}
         for actors, threads in ((1, 2), (1, 1), (2, 1)):
             t, _ = timed(extract, folder, tmp / f"ray{actors}-{threads}", engine="ray",
@@ -230,7 +231,7 @@ def main() -> None:
         print(f"scaling 1 -> 2 actors on {cores} cores: {gain:.2f}x (efficiency "
               f"{50 * gain:.0f}%); 2 actors x 1 thread vs 1 x 2: "
               f"{rates[2, 1] / rates[1, 2]:.2f}x")
-        ray.shutdown()
+        warm_cluster.close()
 
         proc, options = start_moto()
         try:

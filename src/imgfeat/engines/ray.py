@@ -82,15 +82,12 @@ class Cluster:
 
     def _init(self, ray, kwargs: dict) -> None:
         t0 = time.perf_counter()
-        if (why := unreachable(self.address)) is not None:  # Ray itself retries for minutes
-            self._error = ConnectionError(why)
-            self._ready.set()
-            self._release.wait()
-            return
         quiet = logging.getLogger("ray._private.worker")
         level = quiet.level
         quiet.setLevel(logging.ERROR)  # "SIGTERM handler is not set" (not the main thread)
         try:
+            if (why := unreachable(self.address)) is not None:  # Ray retries for minutes
+                raise ConnectionError(why)
             ray.init(address=self.address, **kwargs)
             self.started = True
         except BaseException as exc:  # noqa: BLE001 - raised again by wait()
@@ -99,7 +96,9 @@ class Cluster:
             quiet.setLevel(level)
             self.seconds = time.perf_counter() - t0
             self._ready.set()
-        log.info("Ray cluster %s in %.1f s", "started" if self.local else "joined", self.seconds)
+        if self.started:
+            log.info("Ray cluster %s in %.1f s", "started" if self.local else "joined",
+                     self.seconds)
         # Ray's processes die with the thread that started them (their parent-death signal
         # follows the thread): this one lives until close() has stopped them
         self._release.wait()
@@ -214,6 +213,12 @@ class ShardMapper:
         return {"shard": out_index, "data": out_data}
 
 
+def actor_threads(cpus: int) -> int:
+    """Torch threads per actor by default: 1 on clusters of up to ``SMALL_CLUSTER_CPUS`` CPUs
+    (one actor per CPU), else 4."""
+    return 1 if cpus <= SMALL_CLUSTER_CPUS else min(4, cpus)
+
+
 def check_gpus(resources: dict, gpus_per_actor: float, *, local: bool) -> None:
     """Refuse GPU actors a local cluster cannot place (Ray would wait for them forever); on a
     joined cluster without GPUs now, warn: its autoscaler may add GPU nodes."""
@@ -258,7 +263,7 @@ def run_ray(extractor: Extractor, source: Source, shards: list[Shard], *, batch_
         resources = ray.cluster_resources()
         check_gpus(resources, gpus_per_actor, local=cluster.local)
         cpus = max(1, int(resources.get("CPU", 1)))
-        threads = threads_per_actor or (1 if cpus <= SMALL_CLUSTER_CPUS else min(4, cpus))
+        threads = threads_per_actor or actor_threads(cpus)
         fits = int(resources.get("GPU", 0) // gpus_per_actor) if gpus_per_actor else cpus // threads
         n_max = max(1, min(len(shards), max_actors or fits or 1))
         light = copy.copy(source)
