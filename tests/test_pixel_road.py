@@ -180,3 +180,25 @@ def test_annotate_preview_feeds_what_extract_feeds(data, tmp_path):
         ref[path.name] = reference([str(path)], f"flim:{model}", tmp_path, path.stem,
                                    ColorInput)["0"]
     assert_from_extract(rows(seen), ref)
+
+
+def test_flim_tools_read_url_items(data, tmp_path, s3):
+    """FLIM's tools read items through ``Source``: a folder on object storage validates and
+    dumps layer outputs as the same folder on disk does."""
+    markers = tmp_path / "markers"
+    markers_from_labels(open_source(data).items, markers, images_per_class=2, strokes=2,
+                        length=6, thickness=1, seed=0)
+    model = tmp_path / "m.safetensors"
+    train_flim(data, model, architecture=ARCH, markers=markers, size=(24, 24), svm=True,
+               label_base=1)
+    remote = open_source(s3.upload(data, s3.prefix("flim")) + "/", storage_options=s3.options)
+    assert remote.items[0].path.startswith("s3://")
+    here, there = validate_flim(model, data), validate_flim(model, remote)
+    assert there.n == here.n == 8 and there.accuracy == here.accuracy
+    assert (there.confusion == here.confusion).all()
+    save_layer_outputs(model, remote, tmp_path / "remote", layers=["conv1"])
+    save_layer_outputs(model, data, tmp_path / "local", layers=["conv1"])
+    local = sorted((tmp_path / "local" / "conv1").iterdir())
+    assert [p.name for p in local] == sorted(p.name for p in (tmp_path / "remote" / "conv1").iterdir())
+    for p in local:
+        assert np.array_equal(np.load(p), np.load(tmp_path / "remote" / "conv1" / p.name))
