@@ -40,13 +40,15 @@ class SequentialBackbone(Backbone):
         """What runs before the chain (nothing by default)."""
         return x
 
-    def probe_taps(self) -> list[Tap]:
-        """The stages measured on one zero image at the input size: channels and reduction."""
+    def probe_taps(self, prefix: str | None = None) -> list[Tap]:
+        """The stages measured on one zero image at the input size: channels and reduction;
+        modules named ``prefix.<layer>`` (default: the chain's name in this backbone)."""
         with torch.no_grad():
             probe = torch.zeros(1, 3, *self.input_size)
             _, maps = self.forward_intermediates(probe, list(range(len(self.stage_ends))), False)
         names = [n for n, _ in self.chain().named_children()]
-        prefix = next(n for n, m in self.named_modules() if m is self.chain())
+        if prefix is None:
+            prefix = next(n for n, m in self.named_modules() if m is self.chain())
         return [Tap(name=f"stage{i}", index=i, channels=int(m.shape[1]),
                     reduction=max(1, round(self.input_size[0] / m.shape[2])),
                     module=f"{prefix}.{names[end]}")

@@ -57,7 +57,7 @@ class FlimBackbone(SequentialBackbone):
         self.input_size = tuple(input_size or net.input_size)
         self.color_space = net.color
         self.stage_ends = stage_ends(net.features)
-        self._taps = self.probe_taps()
+        self._taps = self.probe_taps(prefix="features")  # named in the network, as its file
 
     def chain(self) -> nn.Module:
         return self.net.features

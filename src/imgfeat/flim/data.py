@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 
 from ..errors import DecodeError, SourceError
-from ..preprocess import Preprocess, normalize, read_pixels, resolve_data_config, unit_rgb_config
+from ..preprocess import Preprocess, normalize, read_pixels, resolve_data_config
 from ..sources import Item, Source, open_source
 from ..sources.lids import LIDS_PREFIX, LidsSource, parse_lids_spec
 from .markers import MARKER_SUFFIX, Markers, marker_path, read_marker_set
-from .network import FlimNetwork
+from .network import FlimNetwork, flim_data_config
 
 __all__ = ["marked_items", "natural_size", "network_batches", "open_data", "preprocess_for",
            "read_images"]
@@ -38,7 +38,7 @@ def preprocess_for(net_or_size: FlimNetwork | tuple[int, int]) -> tuple[Preproce
     """The pixel road of a FLIM network (or of one at (H, W)): its data config, resolved as
     extraction resolves it, and the :class:`Preprocess` made from it."""
     own = (net_or_size.data_config() if isinstance(net_or_size, FlimNetwork)
-           else unit_rgb_config(*net_or_size, resize="squash"))
+           else flim_data_config(net_or_size))
     dc = resolve_data_config(own)
     return Preprocess.from_data_config(dc), dc
 

@@ -36,6 +36,7 @@ __all__ = [
     "FlimNetwork",
     "MarkerNorm2d",
     "Parallel",
+    "flim_data_config",
     "load_model",
     "read_model_header",
     "save_model",
@@ -271,6 +272,12 @@ def _build(spec: ModuleSpec, x: torch.Tensor, where: str) -> tuple[nn.Module, to
     return seq, x
 
 
+def flim_data_config(input_size: tuple[int, int], color: str = "lab") -> dict:
+    """A FLIM network's pixels: RGB in [0, 1] squashed to its input size (as it learned);
+    the conversion to ``color`` runs inside the network."""
+    return unit_rgb_config(*input_size, resize="squash", color_space=color)
+
+
 class FlimNetwork(nn.Module):
     """``input`` (colour conversion) → ``features`` → optional ``classifier`` (and ``svm`` head).
 
@@ -302,8 +309,8 @@ class FlimNetwork(nn.Module):
         self.eval()
 
     def data_config(self) -> dict:
-        """What decides its pixels: RGB in [0, 1] squashed to its input size (as it learned)."""
-        return unit_rgb_config(*self.input_size, resize="squash", color_space=self.color)
+        """What decides its pixels (see :func:`flim_data_config`)."""
+        return flim_data_config(self.input_size, self.color)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """RGB in [0, 1] (B, 3, H, W) -> the final feature map."""
