@@ -29,7 +29,7 @@ from imgfeat.autoencoder import AEConfig, evaluate, train
 from imgfeat.autoencoder.checkpoint import save_weights
 from imgfeat.autoencoder.data import augment, load_images, make_split, to_float
 from imgfeat.autoencoder.model import AutoEncoder, describe_shapes
-from imgfeat.autoencoder.training import autocast
+from imgfeat.device import autocast
 from imgfeat.precision import resolve_precision
 from imgfeat.sources.benchmarks import open_benchmark
 

@@ -25,7 +25,7 @@ from imgfeat.backbones.weights import WeightsInfo
 from imgfeat.flim.architecture import parse_architecture
 from imgfeat.flim.automark import markers_from_labels
 from imgfeat.flim.backbone import FlimBackbone
-from imgfeat.flim.data import read_rgb
+from imgfeat.flim.data import natural_size, read_images
 from imgfeat.flim.learn import learn_filters
 from imgfeat.flim.markers import read_marker_set
 from imgfeat.flim.network import FlimNetwork, load_model, save_model
@@ -92,7 +92,7 @@ def main() -> None:
     classes = sorted({it.label for it in items}, key=int)
     y = np.array([it.label for it in items])
     t0 = time.perf_counter()
-    images = torch.stack([read_rgb(it.path) for it in items])
+    images = torch.stack(read_images(src, items, natural_size(src, items[0])))
     t_decode = time.perf_counter() - t0
     size = tuple(images.shape[-2:])
 

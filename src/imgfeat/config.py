@@ -32,7 +32,8 @@ class ModelConfig:
     pretrained: bool = True
     weights: str | None = None
     img_size: int | None = None
-    resize: str = "crop"
+    #: None: the backbone's own (its data config; ``crop`` for timm, the run's for ``ae:``)
+    resize: str | None = None
     output_stride: int | None = None
     #: auto: bf16 where the device runs it natively, else fp32 (resolved by the Extractor)
     precision: str = "auto"
@@ -46,7 +47,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        if self.resize not in RESIZE_MODES:
+        if self.resize is not None and self.resize not in RESIZE_MODES:
             raise ConfigError(f"resize must be one of {', '.join(RESIZE_MODES)}, not {self.resize!r}")
         if self.img_size is not None and self.img_size < 8:
             raise ConfigError(f"{arg('img_size', self.img_size)}: must be at least 8")

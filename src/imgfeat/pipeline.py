@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import platform
 import time
 from collections.abc import Iterable, Iterator
@@ -19,11 +18,12 @@ from .backbones.samepad import edge_same_padding
 from .batches import DecodedBatch, Shard, ShardData, ShardUnavailable, make_shards
 from .config import ModelConfig
 from .decode import MAX_PIXELS
+from .device import autocast
 from .errors import ConfigError, DecodeError, ModelError
 from .pooling import create_pooling
 from .pooling.radam import select_stages
 from .precision import resolve_precision
-from .preprocess import Preprocess, normalize, resolve_data_config
+from .preprocess import Preprocess, normalize, read_pixels, resolve_data_config
 from .sources import Item, Source
 from .storage import StorageUnavailableError
 
@@ -38,7 +38,7 @@ def decode_item(source: Source, item: Item, preprocess: Preprocess,
     Storage that stays unavailable is not the item's failure: :class:`StorageUnavailableError`
     propagates, so the item's shard fails (and ``--resume`` runs it again)."""
     try:
-        return preprocess(source.read(item, max_pixels=max_pixels, min_side=preprocess.min_side)), None
+        return read_pixels(source, item, preprocess, max_pixels), None
     except DecodeError as exc:
         return None, str(exc)
     except StorageUnavailableError:
@@ -146,12 +146,6 @@ class Extractor:
             offset += int(size)
         return layout
 
-    def autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
-
     def embed(self, pixels: torch.Tensor) -> np.ndarray:
         """uint8 (B, 3, H, W) -> (B, D) vectors in the store's dtype."""
         x = normalize(pixels.to(self.device, non_blocking=True), self.data_config["mean"],
@@ -159,7 +153,7 @@ class Extractor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            with self.autocast():
+            with autocast(self.precision, self.device):
                 maps = self.backbone(x)
             if self.multi_layer:  # poolings always run in float32
                 out = self.pooling.pool_maps([maps[t.name].float() for t in self.layers.taps])

@@ -1,4 +1,7 @@
-"""Resize decoded images to the model's input, as uint8; normalisation happens batched later."""
+"""The one pixel road: a network's data config, resolved with the user's options, decides how
+every item is resized (uint8, here) and normalised (batched, on the device). Extraction, the
+autoencoder's training and evaluation, every FLIM command and the annotate preview read items
+through :func:`read_pixels` with a :class:`Preprocess` made from :func:`resolve_data_config`."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import torch
 from PIL import Image
 
 from .config import ModelConfig
+from .decode import MAX_PIXELS
 
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -21,23 +25,33 @@ _RESAMPLE = {
 }
 
 
-def resolve_data_config(backbone, cfg: ModelConfig) -> dict:
-    """The backbone's own preprocessing (``Backbone.data_config()``: timm's ``pretrained_cfg``,
-    an autoencoder's saved size and scaling, …) with the user's overrides."""
-    dc = dict(backbone.data_config())
-    if cfg.img_size:
+def unit_rgb_config(height: int, width: int, resize: str = "squash",
+                    color_space: str = "rgb") -> dict:
+    """The data config of a network that takes RGB scaled to [0, 1] at one size (``ae:``,
+    ``flim:``): bilinear, mean 0, std 1, no crop margin, resized by ``resize``."""
+    return {"input_size": (3, int(height), int(width)), "interpolation": "bilinear",
+            "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "crop_pct": 1.0,
+            "crop_mode": "center", "resize": resize, "color_space": color_space}
+
+
+def resolve_data_config(own, cfg: ModelConfig | None = None) -> dict:
+    """Everything that decides the pixels a network gets: its own data config (a backbone's
+    ``data_config()``, or that dict: timm's ``pretrained_cfg``, an autoencoder's recorded size
+    and resize, …) with the user's options applied only where given (``img_size``; ``resize``,
+    whose ``None`` means the network's own, ``crop`` when it has none)."""
+    dc = dict(own.data_config() if hasattr(own, "data_config") else own)
+    if cfg is not None and cfg.img_size:
         dc["input_size"] = (3, cfg.img_size, cfg.img_size)
-    dc["resize"] = cfg.resize
-    if cfg.resize == "squash":
-        dc["crop_pct"] = 1.0
+    resize = (cfg.resize if cfg is not None else None) or dc.get("resize") or "crop"
     return {
         "input_size": tuple(int(v) for v in dc["input_size"]),
         "interpolation": str(dc.get("interpolation", "bilinear")),
         "mean": tuple(float(v) for v in dc["mean"]),
         "std": tuple(float(v) for v in dc["std"]),
-        "crop_pct": float(dc.get("crop_pct") or 1.0),
+        "crop_pct": 1.0 if resize == "squash" else float(dc.get("crop_pct") or 1.0),
         "crop_mode": str(dc.get("crop_mode", "center")),
-        "resize": cfg.resize,
+        "resize": resize,
+        "color_space": str(dc.get("color_space", "rgb")),
     }
 
 
@@ -82,6 +96,13 @@ class Preprocess:
                                                                         top + bh))
         arr = np.asarray(out, dtype=np.uint8)
         return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+def read_pixels(source, item, preprocess: Preprocess, max_pixels: int = MAX_PIXELS
+                ) -> torch.Tensor:
+    """One item of a :class:`~imgfeat.sources.Source` as the network's uint8 input (3, H, W):
+    the one road from a file (or URL, or array row) to a network. Raises ``DecodeError``."""
+    return preprocess(source.read(item, max_pixels=max_pixels, min_side=preprocess.min_side))
 
 
 def normalize(batch: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from .config import ExtractConfig, ModelConfig, RunConfig, config_digest
 from .decode import MAX_PIXELS
+from .device import check_device
 from .engines import ENGINES, run_local
 from .errors import ConfigError, ImgfeatWarning, ItemsFailedError
 from .pipeline import Extractor, ShardUnavailable, make_shards
@@ -51,23 +52,10 @@ class ExtractResult:
         return p if p.is_file() else None
 
 
-def check_device(device: str) -> str:
-    """Validate ``cpu``, ``cuda[:N]`` or ``mps`` against what this machine has."""
-    kind = device.split(":")[0]
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda requested but no CUDA GPU is available; use --device cpu")
-    if kind == "mps" and not (getattr(torch.backends, "mps", None)
-                              and torch.backends.mps.is_available()):
-        raise ConfigError("device mps requested but not available; use --device cpu")
-    if kind not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"unknown device {device!r}: use cpu, cuda or mps")
-    return device
-
-
 def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_lite0",
             pretrained: bool = True, weights: str | None = None, layers: str | None = None,
             pool: str = "avg", pool_args: dict | None = None, img_size: int | None = None,
-            resize: str = "crop", output_stride: int | None = None, precision: str = "auto",
+            resize: str | None = None, output_stride: int | None = None, precision: str = "auto",
             format: str = "parquet", batch_size: int | None = None,
             num_workers: int | None = None, threads: int | None = None, device: str = "cpu",
             shard_size: int = 1000, resume: bool = False, overwrite: bool = False,

@@ -22,7 +22,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, model: str = "tf_efficientnet_lite0", *, pretrained: bool = True,
-                 weights: str | None = None, img_size: int | None = None, resize: str = "crop",
+                 weights: str | None = None, img_size: int | None = None, resize: str | None = None,
                  output_stride: int | None = None, precision: str = "auto",
                  layers: str | None = None, pool: str = "avg", pool_args: dict | None = None,
                  fold_bn: bool = True, device: str = "cpu", batch_size: int = 16):

@@ -1,28 +1,25 @@
 """A trained FeXT encoder as an imgfeat backbone (``ae:RUN`` or ``ae:CHECKPOINT``).
 
 Stages are the encoder blocks' outputs (after each down-sampling, reductions 2, 4, 8, …); the
-final map is the latent (the last stage). Preprocessing is the run's: its H×W, [0, 1] scaling
-(mean 0, std 1), bilinear resize with ``crop_pct`` 1.0.
+final map is the latent (the last stage). Preprocessing is the run's: its H×W and recorded
+resize mode, [0, 1] scaling (mean 0, std 1), bilinear, no crop margin.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
-import torch
-
-from ..backbones.base import Backbone, Tap
-from ..backbones.registry import StrideNotSupported
-from ..backbones.weights import WeightsInfo, file_sha256
+from ..backbones.base import Tap
+from ..backbones.sequential import SequentialBackbone
+from ..backbones.weights import WeightsInfo, file_weights
 from ..config import ModelConfig
-from .checkpoint import find_checkpoint, load_model
+from .checkpoint import architecture_of, find_checkpoint, load_into, read_weights
 from .config import AEConfig
-from .model import Encoder
+from .model import AutoEncoder, Encoder
 
 
-class AEBackbone(Backbone):
-    """The encoder of a FeXT autoencoder."""
+class AEBackbone(SequentialBackbone):
+    """The encoder of a FeXT autoencoder: its blocks are the stages."""
 
     kind = "ae"
 
@@ -33,6 +30,12 @@ class AEBackbone(Backbone):
         self.cfg = cfg
         self.weights = weights
         self.meta = dict(meta or {})
+        self.stage_ends = list(range(cfg.depth))
+        self.input_size = (cfg.height, cfg.width)
+        self.resize = cfg.resize
+
+    def chain(self):
+        return self.encoder.blocks
 
     @property
     def feature_info(self) -> list[Tap]:
@@ -48,22 +51,6 @@ class AEBackbone(Backbone):
         c = self.cfg
         return f"fext-d{c.depth}-w{c.base_width}-{c.max_width}-k{c.kernel_size}"
 
-    def data_config(self) -> dict:
-        return {"input_size": (3, self.cfg.height, self.cfg.width), "interpolation": "bilinear",
-                "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "crop_pct": 1.0,
-                "crop_mode": "center"}
-
-    def forward_intermediates(self, x: torch.Tensor, indices: list[int],
-                              final: bool) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
-        wanted = set(indices)
-        last = len(self.encoder.blocks) - 1 if final else max(wanted, default=-1)
-        out = []
-        for i, block in enumerate(self.encoder.blocks[:last + 1]):
-            x = block(x)
-            if i in wanted:
-                out.append(x)
-        return (x if final else None), out
-
     def describe(self) -> dict:
         d = super().describe()
         d.update({"architecture_config": self.cfg.architecture(),
@@ -75,14 +62,11 @@ class AEBackbone(Backbone):
 def create_ae_backbone(location: str, cfg: ModelConfig) -> AEBackbone:
     """Build the encoder of the run folder (its ``best``, else ``last`` checkpoint) or the
     checkpoint file at ``location``. ``cfg.img_size`` sets a square input (the network takes any
-    size); an output stride cannot be honoured (the encoder always halves)."""
+    size); the architecture is checked to fit at that size before it is built."""
     path = find_checkpoint(location)
-    model, meta = load_model(path)
-    if cfg.output_stride and cfg.output_stride != 2 ** model.cfg.depth:
-        raise StrideNotSupported(f"an autoencoder encoder has a fixed stride; drop output_stride "
-                                 f"{cfg.output_stride} (this one's is {2 ** model.cfg.depth})")
-    arch = model.cfg
-    if cfg.img_size:
-        arch = replace(arch, height=cfg.img_size, width=cfg.img_size)
-    weights = WeightsInfo("file", str(Path(path).resolve()), file_sha256(path))
-    return AEBackbone(model.encoder, arch, weights, meta).eval()
+    tensors, meta = read_weights(path)
+    size = (cfg.img_size, cfg.img_size) if cfg.img_size else None
+    arch = architecture_of(meta, size, Path(path).name)
+    model = AutoEncoder(arch)
+    load_into(model, tensors, Path(path).name)
+    return AEBackbone(model.encoder, arch, file_weights(path), meta).eval()

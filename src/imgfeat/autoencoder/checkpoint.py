@@ -9,22 +9,29 @@ state records the hash of its weights file so a mismatched pair is noticed.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..backbones.weights import file_sha256
-from ..errors import ModelError, WeightsError
-from ..store.atomic import atomic_path
+from ..backbones.modelfile import (
+    ModelFileKind,
+    check_footprint,
+    load_strict,
+    measure,
+    read_model_file,
+    write_model_file,
+)
+from ..errors import WeightsError
+from ..storage import atomic_path
 from .config import AEConfig
 from .model import AutoEncoder
 
 FORMAT = "imgfeat-ae"
 FORMAT_VERSION = "1"
 CHECKPOINTS = ("best", "last")
+KIND = ModelFileKind(FORMAT, "an imgfeat autoencoder checkpoint", "checkpoint", WeightsError)
 
 
 def weights_path(run: Path, name: str) -> Path:
@@ -37,63 +44,40 @@ def state_path(run: Path, name: str) -> Path:
 
 def save_weights(path: Path, model: AutoEncoder, extra: dict | None = None) -> str:
     """Write the model's tensors and its architecture atomically; returns the file's sha256."""
-    from safetensors.torch import save_file
-
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
-            "architecture": json.dumps(model.cfg.architecture())}
-    meta.update({k: str(v) for k, v in (extra or {}).items()})
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-    return file_sha256(path)
+    header = {"format_version": FORMAT_VERSION, "architecture": model.cfg.architecture(),
+              **(extra or {})}
+    return write_model_file(path, model, KIND, header)
 
 
-def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, header metadata) of a weights file; one clear error when it is not ours."""
-    from safetensors import safe_open
-
-    p = Path(path)
-    if not p.is_file():
-        raise WeightsError(f"checkpoint not found: {p}")
-    try:
-        with safe_open(str(p), framework="pt", device="cpu") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - not a dict
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear error
-        raise WeightsError(f"cannot read checkpoint {p.name}: not a safetensors file "
-                           f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
-                           ) from None
-    if meta.get("format") != FORMAT:
-        raise WeightsError(f"{p.name} is not an imgfeat autoencoder checkpoint")
-    return tensors, meta
+def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, header) of a weights file; one clear error when it is not ours."""
+    return read_model_file(path, KIND)
 
 
-def architecture_of(meta: dict[str, str]) -> AEConfig:
-    """The AEConfig (architecture fields) a checkpoint header describes."""
-    try:
-        return AEConfig.from_dict(json.loads(meta["architecture"]), origin="checkpoint")
-    except (KeyError, json.JSONDecodeError):
-        raise WeightsError("checkpoint header has no readable architecture") from None
+def architecture_of(meta: dict, input_size: tuple[int, int] | None = None,
+                    name: str = "checkpoint") -> AEConfig:
+    """The AEConfig (architecture fields) a checkpoint header describes, at ``input_size``
+    (H, W; default its own), checked to fit this machine before anything is allocated."""
+    arch = meta.get("architecture")
+    if not isinstance(arch, dict):
+        raise WeightsError(f"{name}: the header has no readable architecture")
+    if input_size is not None:
+        arch = {**arch, "height": int(input_size[0]), "width": int(input_size[1])}
+    cfg = AEConfig.from_dict(arch, origin=name)
+    check_footprint(measure(lambda: AutoEncoder(cfg), lambda m, x: m(x),
+                            (3, cfg.height, cfg.width), name), name)
+    return cfg
 
 
 def load_into(model: nn.Module, tensors: dict[str, torch.Tensor], name: str) -> None:
     """Load strictly; another architecture's tensors give one clear line."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(tensors))
-    extra = sorted(set(tensors) - set(own))
-    bad = [k for k in own if k in tensors and tensors[k].shape != own[k].shape]
-    if missing or extra or bad:
-        first = (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}" if extra
-                 else f"{bad[0]} is {tuple(tensors[bad[0]].shape)}, expected "
-                      f"{tuple(own[bad[0]].shape)}")
-        raise ModelError(f"checkpoint {name} is from another architecture ({first})")
-    model.load_state_dict(tensors, strict=True)
+    load_strict(model, tensors, f"checkpoint {name}")
 
 
-def load_model(path: str | os.PathLike) -> tuple[AutoEncoder, dict[str, str]]:
+def load_model(path: str | os.PathLike) -> tuple[AutoEncoder, dict]:
     """An AutoEncoder built from a weights file's header and loaded with its tensors."""
     tensors, meta = read_weights(path)
-    model = AutoEncoder(architecture_of(meta))
+    model = AutoEncoder(architecture_of(meta, name=Path(path).name))
     load_into(model, tensors, Path(path).name)
     return model, meta
 

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from ..errors import DecodeError, SourceError
-from ..preprocess import Preprocess
+from ..preprocess import Preprocess, normalize, read_pixels, resolve_data_config, unit_rgb_config
 from ..sources import Source, open_source
 from .config import AEConfig
 
 SPLITS = ("train", "val", "test")
+UNIT_MEAN, UNIT_STD = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
 
 
 @dataclass
@@ -41,9 +42,15 @@ class ImageSet:
         return ImageSet(keep, self.pixels[rows] if keep else self.pixels[:0], [])
 
 
+def data_config(cfg: AEConfig) -> dict:
+    """The run's pixels (what ``ae:RUN`` extraction resolves too): its H×W and resize mode,
+    RGB in [0, 1], bilinear."""
+    return resolve_data_config(unit_rgb_config(cfg.height, cfg.width, resize=cfg.resize))
+
+
 def preprocess_for(cfg: AEConfig) -> Preprocess:
-    """The resize the run trains with (and the backbone's data config repeats)."""
-    return Preprocess(cfg.height, cfg.width, "bilinear", 1.0, cfg.resize)
+    """The resize the run trains and evaluates with."""
+    return Preprocess.from_data_config(data_config(cfg))
 
 
 def open_images(data, **source_args) -> Source:
@@ -63,7 +70,7 @@ def load_images(src: Source, cfg: AEConfig, ids: list[str] | None = None,
 
     def one(item):
         try:
-            return item.id, prep(src.read(item, min_side=prep.min_side)), None
+            return item.id, read_pixels(src, item, prep), None
         except DecodeError as exc:
             return item.id, None, str(exc)
 
@@ -98,8 +105,8 @@ def make_split(ids: list[str], val_fraction: float, test_fraction: float,
 
 
 def to_float(pixels: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
-    """uint8 N×3×H×W -> float in [0, 1]."""
-    return pixels.to(device).float().div_(255.0)
+    """uint8 N×3×H×W -> float in [0, 1] (the data config's normalisation: mean 0, std 1)."""
+    return normalize(pixels.to(device), UNIT_MEAN, UNIT_STD)
 
 
 def augment(batch: torch.Tensor, cfg: AEConfig, gen: torch.Generator) -> torch.Tensor:

@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 
 from ..backbones.weights import file_sha256
+from ..device import autocast, check_device
 from ..errors import ConfigError, ImgfeatWarning, StoreError, WeightsError
 from ..precision import resolve_precision, slow_precision
-from ..runner import check_device
 from ..store.atomic import atomic_path, write_json
 from .checkpoint import (
     load_into,
@@ -64,14 +64,6 @@ class TrainResult:
     n_train: int = 0
     n_val: int = 0
     n_failed: int = 0
-
-
-def autocast(precision: str, device: str):
-    """The autocast context for a resolved precision."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
 @contextlib.contextmanager

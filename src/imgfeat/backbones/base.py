@@ -46,6 +46,9 @@ class LayerSpec:
 
 #: The keys every ``data_config()`` returns (timm's names).
 DATA_CONFIG_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+#: Keys a ``data_config()`` may add: its own resize mode (``crop`` when absent) and the colour
+#: space it works in (``rgb`` when absent; pixels always reach it as RGB).
+DATA_CONFIG_OPTIONAL = ("resize", "color_space")
 
 
 class Backbone(nn.Module):
@@ -83,7 +86,9 @@ class Backbone(nn.Module):
         return type(self).__name__
 
     def data_config(self) -> dict:
-        """Preprocessing with timm's keys (:data:`DATA_CONFIG_KEYS`)."""
+        """Everything that decides its pixels: timm's keys (:data:`DATA_CONFIG_KEYS`) and
+        optionally :data:`DATA_CONFIG_OPTIONAL`; a user's option overrides it only when given
+        (:func:`imgfeat.preprocess.resolve_data_config`)."""
         raise NotImplementedError
 
     def forward_intermediates(self, x: torch.Tensor, indices: list[int],

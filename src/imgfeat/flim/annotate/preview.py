@@ -1,7 +1,9 @@
 """"Learn and preview": learn a FLIM network from the session's markers, show one layer's maps.
 
 Images are shrunk so their longer side is at most ``max_side`` (markers follow them with
-:meth:`Markers.resized`), so a preview takes seconds even when the images are large.
+:meth:`Markers.resized`), so a preview takes seconds even when the images are large; they are
+read through ``Source`` and ``Preprocess`` with the data config of a FLIM network of that size,
+as ``extract --model flim:`` reads them.
 """
 
 from __future__ import annotations
@@ -69,17 +71,19 @@ def learn_preview(images: Sequence[Path], markers: Sequence[Markers], target: Pa
     """
     import torch
 
-    from ..data import read_rgb
+    from ...sources import PathsSource
+    from ..data import natural_size, read_images
     from ..learn import learn_filters
     from ..network import FlimNetwork
 
     if not images:
         raise ConfigError("no saved markers yet: draw and save strokes first")
     t0 = time.perf_counter()
+    marked = PathsSource(list(images))
     tensors, small = [], []
-    for path, mk in zip(images, markers, strict=True):
+    for item, mk in zip(marked.items, markers, strict=True):
         w, h = preview_size(mk.width, mk.height, max_side)
-        tensors.append(read_rgb(path, (h, w)))
+        tensors.extend(read_images(marked, [item], (h, w)))
         small.append(mk.resized(w, h))
     net = FlimNetwork(architecture, input_size=tuple(tensors[0].shape[-2:]), color=color)
     learn_filters(net, tensors, small, seed=seed, names=[p.name for p in images])
@@ -88,11 +92,10 @@ def learn_preview(images: Sequence[Path], markers: Sequence[Markers], target: Pa
     if chosen not in leaves:
         raise ConfigError(f"no layer {chosen!r}; the network has {', '.join(leaves)}")
     module = dict(net.named_leaves())[chosen]
-    from ...decode import open_image
-
-    with open_image(target) as full:
-        w, h = preview_size(*full.size, max_side)
-    x = read_rgb(target, (h, w))[None]
+    shown = PathsSource([target])
+    full_h, full_w = natural_size(shown, shown.items[0])
+    w, h = preview_size(full_w, full_h, max_side)
+    x = read_images(shown, shown.items, (h, w))[0][None]
     caught: list[torch.Tensor] = []
     hook = module.register_forward_hook(lambda _m, _i, out: caught.append(out.detach().clone()))
     try:
