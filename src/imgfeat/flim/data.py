@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..decode import open_image
+from ..decode import image_size, open_image
 from ..errors import DecodeError, SourceError
 from ..sources import Item, Source, open_source
 from ..sources.lids import LIDS_PREFIX, LidsSource, parse_lids_spec
@@ -82,7 +82,10 @@ def marked_items(source: Source, markers: str | os.PathLike | None = None,
         raise SourceError(f"no marker files (<image stem>{MARKER_SUFFIX}) found {'in ' if markers else ''}"
                           f"{where}")
     marks, base = read_marker_set(files, label_base)
-    for f, m in zip(files, marks, strict=True):
+    for f, m, it in zip(files, marks, chosen, strict=True):
         if len(m) == 0:
             raise SourceError(f"{f}: the image has no markers")
+        if (size := image_size(it.path)) != (m.width, m.height):
+            raise SourceError(f"{f}: markers drawn on a {m.width}x{m.height} image, the image {it.id} is "
+                              f"{size[0]}x{size[1]}")
     return chosen, marks, base
