@@ -265,14 +265,18 @@ class AnnotationSession:
         return parse_markers(data, label_base=self.label_base, where=str(path))
 
     def save(self, index: int, pixels: Sequence[int], labels: Sequence[int],
-             version: str | None = None) -> tuple[Markers, str]:
+             version: str | None = None) -> Markers:
         """Write the markers of image ``index``: flat pixel indices (``y * width + x``) and their
         0-based labels. Stroke ids are the connected strokes. No pixel removes the file.
 
         ``version`` is the version of the markers the save was drawn over; when the file has
         changed since, :class:`StaleSave` is raised and nothing is written (``None`` skips the
-        check: a script that owns the folder). Returns the markers and their new version.
-        """
+        check: a script that owns the folder)."""
+        return self.save_versioned(index, pixels, labels, version)[0]
+
+    def save_versioned(self, index: int, pixels: Sequence[int], labels: Sequence[int],
+                       version: str | None = None) -> tuple[Markers, str]:
+        """:meth:`save`, also returning the new version of the image's markers."""
         w, h = self.size(index)
         if len(pixels) != len(labels):
             raise ConfigError(f"{len(pixels)} pixels but {len(labels)} labels")
