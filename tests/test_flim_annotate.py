@@ -153,11 +153,15 @@ def test_http_api_saves_loads_and_refuses_escapes(images, tmp_path):
         assert status == 200 and json.loads(body)["labels"] == ["egg", "bg"]
         status, body = _call(url + "api/images/1/image")
         assert status == 200 and Image.open(__import__("io").BytesIO(body)).size == (20, 18)
-        status, body = _call(url + "api/images/0/markers", "PUT", {"pixels": [3, 30], "labels": [1, 0]})
-        assert status == 200 and json.loads(body) == {"saved": 2, "file": "a.txt", "counts": [1, 1]}
+        status, body = _call(url + "api/images/0/markers", "PUT", {"pixels": [3, 30], "labels": [1, 0],
+                                                                   "version": ""})
+        saved = json.loads(body)
+        assert status == 200 and saved == {"saved": 2, "file": "a.txt", "counts": [1, 1],
+                                           "version": saved["version"]} and len(saved["version"]) == 16
         assert read_markers(mk / "a.txt", label_base=1).to_label_image()[[0, 1], [3, 6]].tolist() == [1, 0]
         status, body = _call(url + "api/images/0/markers")
-        assert json.loads(body) == {"width": 24, "height": 16, "pixels": [3, 30], "labels": [1, 0]}
+        assert json.loads(body) == {"width": 24, "height": 16, "pixels": [3, 30], "labels": [1, 0],
+                                    "version": saved["version"]}
         status, body = _call(url + "api/files/a.txt")
         assert status == 200 and body.decode().startswith("2 24 16\n")
         (mk / "out.txt").symlink_to(tmp_path / "secret.txt")
@@ -166,10 +170,13 @@ def test_http_api_saves_loads_and_refuses_escapes(images, tmp_path):
             status, body = _call(url + "api/files/" + bad)
             assert status == 403 and b"secret" not in body.replace(b"secret.txt", b""), bad
         # writes without the page's header (another site's form) are refused; so are bad indexes
-        assert _call(url + "api/images/0/markers", "PUT", {"pixels": [], "labels": []}, write=False)[0] == 403
+        v = saved["version"]
+        assert _call(url + "api/images/0/markers", "PUT", {"pixels": [], "labels": [], "version": v},
+                     write=False)[0] == 403
         assert (mk / "a.txt").exists()
-        assert _call(url + "api/images/7/markers", "PUT", {"pixels": [0], "labels": [0]})[0] == 400
-        assert _call(url + "api/images/0/markers", "PUT", {"pixels": [0], "labels": [5]})[0] == 400
+        for index, body in [(7, {"pixels": [0], "labels": [0], "version": ""}),
+                            (0, {"pixels": [0], "labels": [5], "version": v})]:
+            assert _call(url + f"api/images/{index}/markers", "PUT", body)[0] == 400
         # a Host header naming another machine (DNS rebinding) is refused
         req = urllib.request.Request(url + "api/session", headers={"Host": "evil.example"})
         with pytest.raises(urllib.error.HTTPError):
@@ -193,7 +200,8 @@ def test_learn_and_preview_returns_maps_of_the_chosen_layer(tmp_path):
         pixels = [y * 60 + x for y in range(10, 14) for x in range(5, 20)]
         pixels += [y * 60 + x for y in range(25, 29) for x in range(38, 55)]
         labels = [0] * 60 + [1] * 68
-        assert _call(url + "api/images/0/markers", "PUT", {"pixels": pixels, "labels": labels})[0] == 200
+        assert _call(url + "api/images/0/markers", "PUT",
+                     {"pixels": pixels, "labels": labels, "version": ""})[0] == 200
         status, body = _call(url + "api/learn", "POST", {"index": 0, "layer": "features.conv1"})
         assert status == 200, body
         r = json.loads(body)

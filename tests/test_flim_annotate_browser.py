@@ -220,3 +220,62 @@ def test_strokes_over_strokes_leave_no_holes_and_fast_moves_stay_connected(brows
         # the second pass added no undo entry with changes (nothing new to paint)
         assert page.evaluate("window.annotator.current().undo.length") == 1
         page.close()
+
+
+SLOW_PUTS = """
+(() => {
+  // every PUT takes 150 ms longer; count how many of one image are in flight at once
+  const real = window.fetch.bind(window);
+  window.putStats = { now: {}, max: 0, sent: 0 };
+  window.fetch = async (url, options = {}) => {
+    if (options.method !== "PUT") return real(url, options);
+    const s = window.putStats;
+    s.now[url] = (s.now[url] || 0) + 1; s.max = Math.max(s.max, s.now[url]); s.sent++;
+    try { await new Promise((r) => setTimeout(r, 150)); return await real(url, options); }
+    finally { s.now[url]--; }
+  };
+})();
+"""
+
+
+def test_one_save_of_an_image_in_flight_and_a_stale_save_reloads(browser, tmp_path):
+    import json
+    import urllib.request
+
+    from imgfeat.flim.annotate import serve_in_thread
+
+    imgs = _images(tmp_path / "img", {"a.png": (48, 32)})
+    mk = tmp_path / "mk"
+    with serve_in_thread(imgs, mk, labels="egg,background") as url:
+        page = browser.new_page(viewport={"width": 1100, "height": 760})
+        page.add_init_script(SLOW_PUTS)
+        page.goto(url)
+        page.wait_for_selector("body[data-ready='1']")
+        c = Canvas(page, 48, 32)
+        page.keyboard.press("1")
+        drawn = set()
+        for k in range(6):  # strokes and Ctrl+S faster than a save answers
+            c.stroke((2, 2 + 4 * k), (40, 2 + 4 * k), steps=3)
+            drawn |= {(x, y, 0) for x in range(1, 42) for y in range(1 + 4 * k, 4 + 4 * k)}
+            page.keyboard.press("Control+s")
+            page.keyboard.press("Control+s")
+        _wait_saved(page)
+        stats = page.evaluate("window.putStats")
+        assert stats["max"] == 1 and stats["sent"] >= 2, stats
+        assert _on_disk(mk / "a.txt") == _painted(page) == drawn
+
+        # another tab saves other markers: this page's next save is refused and it reloads them
+        version = json.loads(urllib.request.urlopen(url + "api/images/0/markers").read())["version"]
+        req = urllib.request.Request(url + "api/images/0/markers", method="PUT", data=json.dumps(
+            {"pixels": [5, 6], "labels": [1, 1], "version": version}).encode(),
+            headers={"X-Imgfeat": "1", "Content-Type": "application/json"})
+        assert urllib.request.urlopen(req).status == 200
+        c.stroke((10, 28), (30, 28), steps=3)
+        page.keyboard.press("Control+s")
+        page.wait_for_function("document.getElementById('status').textContent.includes('reloaded')",
+                               timeout=15000)
+        assert _painted(page) == _on_disk(mk / "a.txt") == {(5, 0, 1), (6, 0, 1)}
+        c.stroke((10, 20), (12, 20), steps=2)  # and it saves over what it reloaded
+        page.keyboard.press("Control+s")
+        _wait_saved(page)
+        assert _on_disk(mk / "a.txt") == _painted(page)

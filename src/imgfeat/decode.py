@@ -86,6 +86,20 @@ def open_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS,
             raise DecodeError(f"corrupt or truncated image: {msg}") from None
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of an image file as :func:`open_image` returns it (EXIF orientation
+    applied), read from its header without decoding the pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path, formats=IMAGE_FORMATS) as img:
+                w, h = img.size
+                swapped = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DecodeError(f"{path}: cannot read image ({exc})") from None
+    return (h, w) if swapped else (w, h)
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert an image of any Pillow mode to 8-bit RGB without clipping wide ranges."""
     mode = img.mode

@@ -22,6 +22,7 @@ from .precision import resolve_precision, slow_precision
 from .sources import Source, open_source
 from .storage import StorageUnavailableError, join
 from .store import FAILURES, JobStore
+from .store.lock import OutputLock, writing
 from .usage import arg
 
 
@@ -112,6 +113,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
 
         cluster = connect(ray_address)
     old_threads = torch.get_num_threads()
+    lock = None
     try:
         src: Source = open_source(source, labels=labels, label_pattern=label_pattern,
                                   data_labels=data_labels, height=height, width=width,
@@ -124,12 +126,15 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         torch.set_num_threads(n_threads)
         extractor = Extractor(mcfg, device=device)
         store = JobStore(output, format, storage_options)
+        lock = OutputLock(store.loc)  # one writer per folder; before --overwrite removes anything
+        lock.acquire()
         if store.open(resume=resume, overwrite=overwrite):
             src.items = store.check_listing(src.items, keep_listing)
         cfg = ExtractConfig(source=src.describe(), model=mcfg, format=format,
                             shard_size=shard_size)
         hashed = {**cfg.to_dict(), "weights": extractor.weights.to_dict()}
-        done = store.begin(hashed, config_digest(hashed), extractor.metadata(), src.items)
+        with writing(store.out):
+            done = store.begin(hashed, config_digest(hashed), extractor.metadata(), src.items)
         shards = make_shards(src.items, shard_size)
         pending = [s for s in shards if s.index not in done]
         reused = sum(len(s.items) for s in shards if s.index in done)
@@ -162,7 +167,8 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                             results.close()
                         store.discard()
                     raise ItemsFailedError(f"{data.items[k].id}: {data.errors[k]} (strict)")
-                store.write_shard(data)
+                with writing(store.out):
+                    store.write_shard(data)
                 written += 1
         except ConfigError:  # the engine could not start (no cluster, no GPUs): nothing is left
             if not done and not written:
@@ -174,10 +180,13 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
             raise StorageUnavailableError(
                 f"{len(unavailable)} shard(s) left unfinished, storage unavailable "
                 f"({unavailable[0]}); run again with --resume")
-        store.finish(len(shards))
+        with writing(store.out):
+            store.finish(len(shards))
         return _result(store, shards, len(shards) - len(pending), t0, extractor.dim, reused,
                        precision)
     finally:
+        if lock is not None:
+            lock.release()
         torch.set_num_threads(old_threads)
         if cluster is not None:
             cluster.close()

@@ -106,7 +106,11 @@ def marked_items(source: Source, markers: str | os.PathLike | None = None,
         raise SourceError(f"no marker files (<image stem>{MARKER_SUFFIX}) found {'in ' if markers else ''}"
                           f"{where}")
     marks, base = read_marker_set(files, label_base)
-    for f, m in zip(files, marks, strict=True):
+    for f, m, it in zip(files, marks, chosen, strict=True):
         if len(m) == 0:
             raise SourceError(f"{f}: the image has no markers")
+        h, w = natural_size(source, it)
+        if (w, h) != (m.width, m.height):
+            raise SourceError(f"{f}: markers drawn on a {m.width}x{m.height} image, the image {it.id} is "
+                              f"{w}x{h}")
     return chosen, marks, base

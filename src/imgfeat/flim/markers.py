@@ -40,9 +40,11 @@ __all__ = [
     "MarkerError",
     "Markers",
     "detect_label_base",
+    "format_markers",
     "marker_path",
     "markers_from_image_label",
     "markers_from_mask",
+    "parse_markers",
     "read_marker_set",
     "read_markers",
     "write_markers",
@@ -56,6 +58,12 @@ MARKER_SUFFIX = ".txt"
 
 UNASSIGNED = -1
 """The ``id`` of a pixel whose stroke the writer did not name."""
+
+MAX_VALUE = 2**31 - 1
+"""The largest coordinate, stroke id or label a marker file may hold (they are int32 in memory)."""
+
+MAX_SIDE = 2**20
+"""The largest image width or height a marker file header may name."""
 
 
 class MarkerError(ImgfeatError):
@@ -219,6 +227,10 @@ def _parse(path: Path) -> tuple[int, int, np.ndarray]:
         raise MarkerError(f"{path}: marker file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise MarkerError(f"{path}: cannot read marker file ({exc})") from None
+    return _parse_text(text, path)
+
+
+def _parse_text(text: str, path: Path | str) -> tuple[int, int, np.ndarray]:
     lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
@@ -231,7 +243,7 @@ def _parse(path: Path) -> tuple[int, int, np.ndarray]:
         n, w, h = (int(v) for v in head)
     except ValueError:
         raise MarkerError(f"{path}: header '{lines[0].strip()}' is not 'N W H' (three integers)") from None
-    if w <= 0 or h <= 0 or n < 0:
+    if w <= 0 or h <= 0 or n < 0 or w > MAX_SIDE or h > MAX_SIDE:
         raise MarkerError(f"{path}: header '{lines[0].strip()}' has a bad count or size")
     body = lines[1:]
     if len(body) != n:
@@ -241,13 +253,21 @@ def _parse(path: Path) -> tuple[int, int, np.ndarray]:
     try:
         rows = np.array(" ".join(body).split(), dtype=np.int64)
         ok = len(rows) == 4 * n
-    except ValueError:
+    except (ValueError, OverflowError):
         ok = False
     if not ok:
         for lineno, line in enumerate(body, start=2):
             parts = line.split()
             if len(parts) != 4 or not all(_is_int(v) for v in parts):
                 raise MarkerError(f"{path}: line {lineno} '{line.strip()}' is not 'x y id label'")
+            if not all(abs(int(v)) <= MAX_VALUE for v in parts):
+                raise MarkerError(f"{path}: line {lineno} '{line.strip()}' holds a number beyond "
+                                  f"{MAX_VALUE:,}")
+    big = np.flatnonzero(np.abs(rows) > MAX_VALUE)
+    if len(big):
+        lineno = int(big[0]) // 4 + 2
+        raise MarkerError(f"{path}: line {lineno} '{body[lineno - 2].strip()}' holds a number beyond "
+                          f"{MAX_VALUE:,}")
     return w, h, rows.reshape(n, 4)
 
 
@@ -288,7 +308,7 @@ def _check_base(label_base: int | None) -> None:
         raise MarkerError(f"label base must be 0 or 1, not {label_base!r}")
 
 
-def _build(path: Path, w: int, h: int, rows: np.ndarray, base: int) -> Markers:
+def _build(path: Path | str, w: int, h: int, rows: np.ndarray, base: int) -> Markers:
     labels = rows[:, 3] - base
     if len(labels) and labels.min() < 0:
         i = int(np.argmin(labels))
@@ -320,6 +340,22 @@ def read_markers(path: str | os.PathLike, label_base: int | None = None) -> Mark
     return _build(path, w, h, rows, label_base)
 
 
+def parse_markers(data: bytes | str, label_base: int | None = None, where: str = "markers") -> Markers:
+    """Markers from the content of a marker file (``where`` names it in errors); as
+    :func:`read_markers` otherwise."""
+    _check_base(label_base)
+    try:
+        text = data.decode() if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise MarkerError(f"{where}: cannot read marker file ({exc})") from None
+    w, h, rows = _parse_text(text, where)
+    if label_base is None:
+        label_base, ambiguous = detect_label_base([rows[:, 3]])
+        if ambiguous and len(rows):
+            _warn_ambiguous(where)
+    return _build(where, w, h, rows, label_base)
+
+
 def read_marker_set(
     paths: Sequence[str | os.PathLike], label_base: int | None = None
 ) -> tuple[list[Markers], int]:
@@ -341,12 +377,20 @@ def write_markers(path: str | os.PathLike, markers: Markers, label_base: int = 0
     if label_base not in LABEL_BASES:
         raise MarkerError(f"label base must be 0 or 1, not {label_base!r}")
     path = Path(path)
-    rows = np.stack([markers.x, markers.y, markers.marker_id, markers.label + label_base], axis=1)
-    body = "".join(f"{a} {b} {c} {d}\n" for a, b, c, d in rows.tolist())
+    text = format_markers(markers, label_base)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        tmp.write_text(f"{len(markers)} {markers.width} {markers.height}\n{body}")
+        tmp.write_text(text)
     return path
+
+
+def format_markers(markers: Markers, label_base: int = 0) -> str:
+    """The text of a marker file holding ``markers``, labels shifted to ``label_base``."""
+    if label_base not in LABEL_BASES:
+        raise MarkerError(f"label base must be 0 or 1, not {label_base!r}")
+    rows = np.stack([markers.x, markers.y, markers.marker_id, markers.label + label_base], axis=1)
+    body = "".join(f"{a} {b} {c} {d}\n" for a, b, c, d in rows.tolist())
+    return f"{len(markers)} {markers.width} {markers.height}\n{body}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 from ..batches import ShardData
 from ..errors import StoreError
 from ..sources import Item
-from ..storage import Location, is_url
+from ..storage import TMP_PREFIX, Location, is_url
 from ..storage import read_bytes as _read_bytes
 from ..usage import arg
 from .formats import (
@@ -30,6 +30,7 @@ from .formats import (
     write_shard,
 )
 from .listing import ITEMS, listing_changes, read_listing, write_listing
+from .lock import LOCK
 
 META = "_imgfeat.json"
 MANIFESTS = "_manifests"
@@ -96,7 +97,8 @@ class JobStore:
         elif existing and not resume:
             raise StoreError(f"{out} already holds an imgfeat output: use {arg('resume', True)} "
                              f"to finish it or {arg('overwrite', True)} to replace it")
-        elif not existing and loc.listdir() and not overwrite:
+        elif not existing and [n for n in loc.listdir() if n != LOCK and not n.startswith(TMP_PREFIX)] \
+                and not overwrite:  # a killed job's lock and temporaries do not count
             raise StoreError(f"{out} is not empty and holds no imgfeat output; choose a new or "
                              f"empty folder")
         try:

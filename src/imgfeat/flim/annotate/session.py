@@ -3,13 +3,26 @@
 The page never names a file: it refers to images by their index in :attr:`AnnotationSession.images`,
 and the session derives every path itself (``<stem>.txt`` in the marker folder, plus
 ``<stem>.mask.png`` with ``mask_png``). Every path is checked to stay inside the marker folder
-(:func:`inside`), and every write is atomic. No web framework and no torch here.
+(:func:`inside`). No web framework and no torch here.
+
+Saves are safe under concurrency: each one writes its own temporary file (a random name created
+exclusively, never through a symlink), fsyncs it and renames it into place, under a per-image
+lock. A save names the :attr:`version` of the markers it was drawn over (a hash of the marker
+file, ``""`` for none) and is refused with :class:`StaleSave` when the file has changed since, so
+an older save never overwrites a newer one. With ``mask_png`` the mask is written first and the
+``.txt`` last; on start, a mask that disagrees with its ``.txt`` is rebuilt from it, so the two are
+one unit even after a crash between the two renames.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import io
 import os
+import secrets
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -17,10 +30,11 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 
 from ...errors import ConfigError, ImgfeatError, SourceError
-from ...store.atomic import atomic_path
-from ..markers import LABEL_BASES, MARKER_SUFFIX, Markers, read_markers, write_markers
+from ...storage import TMP_PREFIX
+from ..markers import LABEL_BASES, MARKER_SUFFIX, Markers, format_markers, parse_markers
 
-__all__ = ["MASK_SUFFIX", "MAX_CLASSES", "AnnotationSession", "ImageEntry", "PathRefused", "inside"]
+__all__ = ["MASK_SUFFIX", "MAX_CLASSES", "AnnotationSession", "ImageEntry", "PathRefused", "StaleSave",
+           "inside", "write_file"]
 
 #: suffix of the optional PNG label mask written next to a marker file (0 = unmarked, class k = k)
 MASK_SUFFIX = ".mask.png"
@@ -30,6 +44,54 @@ MAX_CLASSES = 9
 
 class PathRefused(ImgfeatError):
     """A file name that would leave the marker folder (``..``, absolute, or a symlink out)."""
+
+
+class StaleSave(ImgfeatError):
+    """A save drawn over markers that another save has changed since (the page reloads them)."""
+
+    def __init__(self, message: str, version: str) -> None:
+        super().__init__(message)
+        self.version = version
+
+
+def version_of(data: bytes | None) -> str:
+    """The version of a marker file's content: a short hash, ``""`` for no file."""
+    return "" if data is None else hashlib.sha256(data).hexdigest()[:16]
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically and safely under concurrency.
+
+    The temporary file has a random name, is created exclusively and never through a symlink
+    (``O_EXCL | O_NOFOLLOW``), is fsynced, then renamed over ``path`` (a rename replaces a
+    symlink at ``path`` itself, never its target). Nothing is left behind on an error.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(16):
+        tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{secrets.token_hex(8)}")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        break
+    else:  # pragma: no cover - 16 collisions of 64 random bits
+        raise OSError(errno.EEXIST, "no free temporary name", str(path))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 def inside(root: str | os.PathLike, name: str) -> Path:
@@ -111,8 +173,11 @@ class AnnotationSession:
         self.label_base = label_base
         self.budget = budget
         self.mask_png = mask_png
+        self._locks = [threading.Lock() for _ in self.images]
         for i in range(len(self.images)):
             self._refresh_counts(i)
+            if mask_png:
+                self._repair_mask(i)
 
     # ----------------------------------------------------------------------------------------
     # paths
@@ -157,66 +222,129 @@ class AnnotationSession:
         """(width, height) of an image, read from its header the first time."""
         entry = self.entry(index)
         if entry.size is None:
-            from PIL import Image
+            from ...decode import image_size
 
             try:
-                with Image.open(entry.path) as img:
-                    w, h = img.size
-                    swapped = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientation
-            except OSError as exc:
-                raise SourceError(f"{entry.path}: cannot read image ({exc})") from None
-            entry.size = (h, w) if swapped else (w, h)
+                entry.size = image_size(entry.path)
+            except ImgfeatError as exc:
+                raise SourceError(str(exc)) from None
         return entry.size
 
     def load(self, index: int) -> Markers | None:
         """The image's saved markers (labels 0-based), or None when it has no marker file."""
+        return self.load_versioned(index)[0]
+
+    def load_versioned(self, index: int) -> tuple[Markers | None, str]:
+        """The image's saved markers (or None) and their :func:`version`, read as one."""
         path = self.marker_file(index)
-        if not path.is_file():
-            return None
-        m = read_markers(path, label_base=self.label_base)
+        with self._locks[index]:
+            data = self._read(path)
+        if data is None:
+            return None, ""
+        m = self._parse(path, data)
         w, h = self.size(index)
         if (m.width, m.height) != (w, h):
             raise SourceError(f"{path}: markers drawn on a {m.width}x{m.height} image, the image is {w}x{h}")
         if len(m) and int(m.label.max()) >= len(self.labels):
             raise ConfigError(f"{path}: label {int(m.label.max()) + self.label_base} has no class name "
                               f"(--labels names {len(self.labels)} classes, label base {self.label_base})")
-        return m
+        return m, version_of(data)
 
-    def save(self, index: int, pixels: Sequence[int], labels: Sequence[int]) -> Markers:
+    def version(self, index: int) -> str:
+        """The version of image ``index``'s marker file (``""`` when it has none)."""
+        return version_of(self._read(self.marker_file(index)))
+
+    @staticmethod
+    def _read(path: Path) -> bytes | None:
+        try:
+            return path.read_bytes() if path.is_file() else None
+        except FileNotFoundError:
+            return None
+
+    def _parse(self, path: Path, data: bytes) -> Markers:
+        return parse_markers(data, label_base=self.label_base, where=str(path))
+
+    def save(self, index: int, pixels: Sequence[int], labels: Sequence[int],
+             version: str | None = None) -> Markers:
         """Write the markers of image ``index``: flat pixel indices (``y * width + x``) and their
-        0-based labels. Stroke ids are the connected strokes. No pixel removes the file."""
+        0-based labels. Stroke ids are the connected strokes. No pixel removes the file.
+
+        ``version`` is the version of the markers the save was drawn over; when the file has
+        changed since, :class:`StaleSave` is raised and nothing is written (``None`` skips the
+        check: a script that owns the folder)."""
+        return self.save_versioned(index, pixels, labels, version)[0]
+
+    def save_versioned(self, index: int, pixels: Sequence[int], labels: Sequence[int],
+                       version: str | None = None) -> tuple[Markers, str]:
+        """:meth:`save`, also returning the new version of the image's markers."""
         w, h = self.size(index)
+        if len(pixels) != len(labels):
+            raise ConfigError(f"{len(pixels)} pixels but {len(labels)} labels")
+        if len(pixels) > w * h:
+            raise ConfigError(f"{len(pixels)} pixels, the {w}x{h} image has {w * h}")
+        if any(not 0 <= p < w * h for p in pixels):
+            raise ConfigError(f"a marker pixel lies outside the {w}x{h} image (pixels are 0..{w * h - 1})")
+        if any(not 0 <= k < len(self.labels) for k in labels):
+            raise ConfigError(f"labels must lie in 0..{len(self.labels) - 1}")
         flat = np.asarray(pixels, dtype=np.int64).reshape(-1)
         lab = np.asarray(labels, dtype=np.int64).reshape(-1)
-        if len(flat) != len(lab):
-            raise ConfigError(f"{len(flat)} pixels but {len(lab)} labels")
-        if len(flat) and (flat.min() < 0 or flat.max() >= w * h):
-            raise ConfigError(f"a marker pixel lies outside the {w}x{h} image")
-        if len(lab) and (lab.min() < 0 or lab.max() >= len(self.labels)):
-            raise ConfigError(f"labels must lie in 0..{len(self.labels) - 1}")
         order = np.argsort(flat, kind="stable")
         flat, lab = flat[order], lab[order]
+        if len(flat) > 1 and bool((dup := flat[1:] == flat[:-1]).any()):
+            raise ConfigError(f"pixel {int(flat[1:][dup][0])} is listed more than once")
         path, mask_path = self.marker_file(index), self.mask_file(index)
-        if not len(flat):
-            for p in (path, mask_path):
-                if p.is_file() or p.is_symlink():
-                    p.unlink()
-            self._refresh_counts(index)
-            return Markers(w, h, [], [], [], [])
         m = Markers(w, h, flat % w, flat // w, None, lab)
-        m = Markers(w, h, m.x, m.y, m.stroke_ids(), m.label)
-        write_markers(path, m, label_base=self.label_base)
-        if self.mask_png:
-            self._write_mask(mask_path, m)
-        self._refresh_counts(index, m)
-        return m
+        if len(m):
+            m = Markers(w, h, m.x, m.y, m.stroke_ids(), m.label)
+        data = format_markers(m, label_base=self.label_base).encode() if len(m) else None
+        mask = self._mask_bytes(m) if self.mask_png and len(m) else None
+        with self._locks[index]:
+            current = self.version(index)
+            if version is not None and version != current:
+                raise StaleSave(f"image {index} was saved elsewhere since these markers were loaded "
+                                f"(version {current or 'none'}, this save's {version or 'none'}); "
+                                "reload its markers", current)
+            if data is None:  # the mask goes first, the .txt (what counts) last
+                for p in (mask_path, path):
+                    if p.is_file() or p.is_symlink():
+                        p.unlink()
+            else:
+                if mask is not None:
+                    write_file(mask_path, mask)
+                write_file(path, data)
+            self._refresh_counts(index, m)
+        return m, version_of(data)
 
-    def _write_mask(self, path: Path, m: Markers) -> None:
+    @staticmethod
+    def _mask_bytes(m: Markers) -> bytes:
         from PIL import Image
 
         img = (m.to_label_image(fill=-1) + 1).astype(np.uint8)
-        with atomic_path(path) as tmp:
-            Image.fromarray(img, mode="L").save(tmp, format="PNG")
+        buf = io.BytesIO()
+        Image.fromarray(img, mode="L").save(buf, format="PNG")
+        return buf.getvalue()
+
+    def _repair_mask(self, index: int) -> None:
+        """Make the mask agree with the ``.txt`` (a crash between their two renames)."""
+        from PIL import Image
+
+        try:
+            m = self.load(index)
+            mask_path = self.mask_file(index)
+        except ImgfeatError:
+            return
+        if m is None or not len(m):
+            if mask_path.is_file() and not mask_path.is_symlink():
+                mask_path.unlink()
+            return
+        want = (m.to_label_image(fill=-1) + 1).astype(np.uint8)
+        try:
+            with Image.open(mask_path) as img:
+                ok = img.mode == "L" and np.array_equal(np.asarray(img), want)
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
+            write_file(mask_path, self._mask_bytes(m))
 
     def _refresh_counts(self, index: int, markers: Markers | None = None) -> None:
         entry = self.images[index]

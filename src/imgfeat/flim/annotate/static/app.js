@@ -22,7 +22,6 @@ const app = {
   frame: 0,             // requestAnimationFrame id of the next paint
   overlay: null,        // ImageData of the overlay canvas (image size)
   saveTimer: 0,
-  saving: null,
   learning: false,
 };
 
@@ -30,8 +29,10 @@ const app = {
 // Per-image state: a label mask and its stroke-level history
 
 class ImageState {
-  constructor(w, h, pixels, labels, ncls) {
+  constructor(w, h, pixels, labels, ncls, saved = "") {
     this.w = w; this.h = h;
+    this.saved = saved;                     // the server's version of these markers (stale saves are refused)
+    this.saving = null;                     // the save of this image in flight (never two at once)
     this.mask = new Uint8Array(w * h);
     this.touched = new Uint8Array(w * h);  // pixels already recorded by the current stroke
     this.counts = new Array(ncls + 1).fill(0);
@@ -429,7 +430,11 @@ function setStatus(state, text) {
 async function api(path, options = {}) {
   const res = await fetch(path, options);
   const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(body.error || `${res.status} ${res.statusText}`);
+  if (!res.ok) {
+    const err = new Error(body.error || `${res.status} ${res.statusText}`);
+    err.status = res.status;
+    throw err;
+  }
   return body;
 }
 
@@ -439,26 +444,47 @@ async function save(index = app.index) {
   clearTimeout(app.saveTimer);
   const st = app.states.get(index);
   if (!st) return;
-  if (app.saving) await app.saving;          // one write at a time
+  while (st.saving) await st.saving;         // one save of an image at a time, in order
   if (!st.dirty) { if (index === app.index) setStatus("saved", "saved"); return; }
   const version = st.version, pixels = [], labels = [];
   const m = st.mask;
   for (let i = 0; i < m.length; i++) if (m[i]) { pixels.push(i); labels.push(m[i] - 1); }
   if (index === app.index) setStatus("saving", "saving…");
-  app.saving = (async () => {
+  st.saving = (async () => {
     try {
-      const r = await api(`/api/images/${index}/markers`, { method: "PUT", headers: WRITE, body: JSON.stringify({ pixels, labels }) });
+      const r = await api(`/api/images/${index}/markers`, { method: "PUT", headers: WRITE,
+        body: JSON.stringify({ pixels, labels, version: st.saved }) });
+      st.saved = r.version;
       if (st.version === version) st.dirty = false;
       app.session.images[index].counts = r.counts;
       if (index === app.index) setStatus(st.dirty ? "dirty" : "saved", st.dirty ? "unsaved changes" : `saved ${r.file}`);
       renderList();
     } catch (err) {
-      setStatus("error", `not saved: ${err.message}`);
+      if (err.status === 409) await reload(index, err.message);
+      else setStatus("error", `not saved: ${err.message}`);
     } finally {
-      app.saving = null;
+      st.saving = null;
     }
   })();
-  await app.saving;
+  await st.saving;
+}
+
+async function reload(index, why) {
+  // another tab or script saved this image since its markers were loaded: show what was saved
+  const markers = await api(`/api/images/${index}/markers`);
+  const old = app.states.get(index);
+  if (old) old.dirty = false;                // saves waiting on the old state have nothing to send
+  app.states.set(index, new ImageState(markers.width, markers.height, markers.pixels, markers.labels,
+    app.session.labels.length, markers.version));
+  app.session.images[index].counts = app.states.get(index).counts.slice(1);
+  if (index === app.index) {
+    app.overlay = new ImageData(markers.width, markers.height);
+    redraw([0, 0, markers.width, markers.height]);
+    updateButtons();
+    updateCounts();
+    setStatus("error", `not saved, reloaded the saved markers: ${why}`);
+  }
+  renderList();
 }
 
 async function openImage(index) {
@@ -472,7 +498,7 @@ async function openImage(index) {
   if (img === undefined) return;
   if (!app.states.has(index)) {
     app.states.set(index, new ImageState(markers.width, markers.height, markers.pixels, markers.labels,
-      app.session.labels.length));
+      app.session.labels.length, markers.version));
   }
   app.index = index;
   const st = current();
