@@ -18,7 +18,7 @@ from torch import nn
 
 from ..backbones.weights import file_sha256
 from ..errors import ModelError, WeightsError
-from ..store.atomic import atomic_path
+from ..storage import atomic_path
 from .config import AEConfig
 from .model import AutoEncoder
 

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from ..errors import StoreError
-from ..store.atomic import atomic_path, read_json
+from ..storage import atomic_path, read_json
 from .classify import classify
 
 

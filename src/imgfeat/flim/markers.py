@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImgfeatError, ImgfeatWarning
-from ..store.atomic import atomic_path
+from ..storage import atomic_path
 
 __all__ = [
     "LABEL_BASES",

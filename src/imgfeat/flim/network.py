@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from ..store.atomic import atomic_path
+from ..storage import atomic_path
 from .architecture import Architecture, ArchitectureError, LayerSpec, ModuleSpec, parse_architecture
 from .options import COLOR_SPACES
 

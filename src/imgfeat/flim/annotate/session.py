@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 
 from ...errors import ConfigError, ImgfeatError, SourceError
-from ...store.atomic import atomic_path
+from ...storage import atomic_path
 from ..markers import LABEL_BASES, MARKER_SUFFIX, Markers, read_markers, write_markers
 
 __all__ = ["MASK_SUFFIX", "MAX_CLASSES", "AnnotationSession", "ImageEntry", "PathRefused", "inside"]
