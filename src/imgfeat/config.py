@@ -137,7 +137,7 @@ def options_doc(rename: dict | None = None, defaults: dict | None = None) -> str
         choices = f.metadata["choices"]
         one_of = f"; one of {', '.join(map(str, choices))}" if isinstance(choices, tuple) else ""
         lines.append(textwrap.fill(f"- ``{name}``: {f.metadata['help']}{one_of} (default: "
-                                   f"{shown})", 96, initial_indent="    ",
+                                   f"{shown})", 96, initial_indent="    ", break_on_hyphens=False,
                                    subsequent_indent="      "))
     return "\n".join(lines) + "\n"
 

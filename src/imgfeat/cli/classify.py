@@ -18,7 +18,7 @@ def add_parsers(sub) -> None:
                    choices=LazyChoices("imgfeat.evaluate.classifiers", "CLASSIFIERS"),
                    metavar="NAME", help="one or more of %(choices)s")
     p.add_argument("--protocol", choices=LazyChoices("imgfeat.evaluate.protocols", "PROTOCOLS"),
-                   default="kfold",
+                   default="kfold", metavar="NAME",
                    help="kfold (repeated stratified), official (the source's splits), groups "
                         "(leave one group out), fewshot")
     p.add_argument("--folds", type=int, default=10, help="folds of kfold (at least 2)")
