@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import numbers
 import os
 import textwrap
 from collections.abc import Callable
@@ -83,6 +84,9 @@ class ModelConfig:
             value, kind = getattr(self, f.name), option_type(f)
             if value is None and f.default is None:
                 continue
+            if kind is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                value = int(value)  # NumPy integers, as a parameter grid gives them
+                object.__setattr__(self, f.name, value)
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
                 raise ConfigError(f"{arg(f.name, value)}: must be {kind.__name__}")
             if (choices := option_choices(f)) is not None and value not in choices:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..config import OUTPUT_STRIDES
+from .options import add_model_arguments
 
 
 def add_parsers(sub) -> None:
@@ -22,9 +22,7 @@ def add_parsers(sub) -> None:
                                    "preprocessing, and the vector size of every --layers and "
                                    "--pool choice, measured on one blank image.")
     p.add_argument("model", help="timm model name, optionally with tag (resnet50.a1_in1k)")
-    p.add_argument("--img-size", type=int, help="input size (default: the model's own)")
-    p.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES,
-                   help="dilate the last stages (default: the model's own, usually 32)")
+    add_model_arguments(p, only=("img_size", "output_stride"))
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_info)
 

@@ -50,12 +50,16 @@ def add_source_arguments(g) -> None:
     g.add_argument("--channels", type=int, help="channels of flat --data rows (default 1)")
 
 
-def add_model_arguments(g, *, several: bool = False, **defaults) -> None:
+def add_model_arguments(g, *, several: bool = False, only: tuple[str, ...] | None = None,
+                        **defaults) -> None:
     """Add a flag for every model option (a :class:`~imgfeat.config.ModelConfig` field, from
     its metadata) to the argument group ``g``; ``pool_args`` becomes the poolings' own flags.
     ``several``: the options with a plural name (--model, --pool) take lists (bench's grid);
-    ``defaults`` replace the fields' defaults (bench: ``img_size=224``)."""
+    ``only``: just these options (``info``); ``defaults`` replace the fields' defaults (bench:
+    ``img_size=224``)."""
     for f in model_options():
+        if only is not None and f.name not in only:
+            continue
         meta, default = f.metadata, defaults.get(f.name, f.default)
         if meta["flag"] is None:
             add_pooling_arguments(g)
@@ -87,6 +91,19 @@ def add_pooling_arguments(g) -> None:
         g.add_argument(flag, dest=flag_dest(flag), type=opt["type"], default=None,
                        metavar=opt["param"].upper(), help=f"{opt['help']} (default: {defaults})",
                        **kwargs)
+
+
+def model_flag_names() -> dict[str, str]:
+    """Python name -> flag of the model options whose flag is not ``--`` + the name (the grid
+    names of bench: ``models`` -> ``--model``), for messages that name flags."""
+    names = {}
+    for f in model_options():
+        flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+        if f.metadata["flag"]:
+            names[f.name] = flag
+        if f.metadata["plural"]:
+            names[f.metadata["plural"]] = flag
+    return names
 
 
 def pooling_flags() -> dict[str, dict]:
