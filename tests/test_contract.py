@@ -163,16 +163,79 @@ def test_rows_do_not_depend_on_their_batch(model_name, pool):
     assert np.abs(together - alone).max() <= tol * (np.abs(alone).max() + 1e-12)
 
 
-def test_every_entry_point_takes_every_model_option():
-    """ModelConfig is the one definition: extract(), FeatureExtractor, bench() take all of it."""
+def _entry_points() -> dict:
+    """Each function that takes the model options, with where it departs from ModelConfig."""
     from imgfeat.evaluate.bench import bench
 
-    names = {f.name for f in fields(ModelConfig)}
-    renamed = {"model": "models", "pool": "pools"}
-    assert names <= set(inspect.signature(imgfeat.extract).parameters)
-    assert names <= set(inspect.signature(FeatureExtractor).parameters)
-    assert {renamed.get(n, n) for n in names} <= set(inspect.signature(bench).parameters)
+    return {"extract": (imgfeat.extract, {}), "FeatureExtractor": (FeatureExtractor, {}),
+            "bench": (bench, {"img_size": 224, "resize": "squash"})}
+
+
+@pytest.mark.parametrize("entry", ["extract", "FeatureExtractor", "bench"])
+def test_every_entry_point_takes_every_model_option(entry):
+    """ModelConfig is the one definition: the explicit signatures of extract(), bench() and
+    FeatureExtractor (kept for IDEs, type checkers, help() and scikit-learn's get_params) take
+    every field by its name (bench: the plural grid name), annotated and defaulted as the field;
+    pool_args is a dict (None: the pooling's own), bench has the texture papers' 224 squashed."""
+    func, own_defaults = _entry_points()[entry]
+    params = inspect.signature(func).parameters
+    for f in fields(ModelConfig):
+        name = f.metadata["plural"] if entry == "bench" and f.metadata["plural"] else f.name
+        assert name in params, f"{entry} lacks {name}"
+        param = params[name]
+        first = entry == "FeatureExtractor" and f.name == "model"
+        assert param.kind == (param.POSITIONAL_OR_KEYWORD if first else param.KEYWORD_ONLY), name
+        if name != f.name:  # a grid: a sequence of the field's values
+            assert param.default == (f.default,), name
+            continue
+        if f.name == "pool_args":
+            assert (param.annotation, param.default) == ("dict | None", None), name
+            continue
+        assert param.annotation == f.type, (entry, name)
+        assert param.default == own_defaults.get(f.name, f.default), (entry, name)
+        assert f"``{name}``: {f.metadata['help'][:30]}" in " ".join(func.__doc__.split()), name
+
+
+@pytest.mark.parametrize("argv,entry", [
+    (["extract", "imgs", "-o", "out"], "extract"),
+    (["bench", "--dataset", "usptex", "--data-path", "d", "--output", "out"], "bench"),
+])
+def test_the_command_line_defaults_are_the_python_defaults(argv, entry):
+    """Flags made from the fields, parsed with nothing given, are the Python defaults."""
+    from imgfeat.cli import build_parser
+    from imgfeat.cli.options import model_kwargs
+
+    kwargs = model_kwargs(build_parser().parse_args(argv))
+    params = inspect.signature(_entry_points()[entry][0]).parameters
+    grid = entry == "bench"
+    assert set(kwargs) == {f.metadata["plural"] if grid and f.metadata["plural"] else f.name
+                           for f in fields(ModelConfig)}
+    for name, value in kwargs.items():
+        expected = params[name].default
+        assert (tuple(value) if isinstance(value, list) else value) == expected, name
+
+
+def test_model_option_mistakes_name_the_keyword_or_the_flag(tmp_path, capsys):
+    from imgfeat import ConfigError
+    from imgfeat.cli import main
+
+    for kwargs, words in [({"resize": "bogus"}, "resize='bogus': must be one of crop, squash"),
+                          ({"img_size": "64"}, "img_size='64': must be int"),
+                          ({"img_size": 4}, "img_size=4: must be at least 8"),
+                          ({"output_stride": 7}, "output_stride=7: must be one of 8, 16, 32")]:
+        with pytest.raises(ConfigError) as err:
+            imgfeat.extract(tmp_path, tmp_path / "out", **kwargs)
+        assert str(err.value) == words
+        with pytest.raises(ConfigError, match=words.split(":")[0]):
+            FeatureExtractor(**kwargs).model_config()
+    assert not (tmp_path / "out").exists()
+    assert main(["extract", str(tmp_path), "-o", str(tmp_path / "out"), "--img-size", "4"]) == 2
+    assert capsys.readouterr().err.strip() == "imgfeat: error: --img-size 4: must be at least 8"
+
+
+def test_feature_extractor_keeps_its_parameters_as_given():
     fe = FeatureExtractor("test_efficientnet", pretrained=False, img_size=64, pool="radam",
                           pool_args={"m": 2})
+    assert fe.get_params()["pool_args"] == {"m": 2} and fe.get_params()["batch_size"] == 16
     assert fe.model_config().pool_args == (("m", 2),)
     assert fe.fit().extractor_.pooling.m == 2

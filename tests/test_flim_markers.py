@@ -132,7 +132,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise Boom
 
-    monkeypatch.setattr("imgfeat.store.atomic.os.replace", explode)
+    monkeypatch.setattr("imgfeat.storage.os.replace", explode)
     with pytest.raises(Boom):
         write_markers(p, Markers(12, 7, [3], [3], [0], [1]))
     assert p.read_text() == before

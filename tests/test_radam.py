@@ -4,14 +4,14 @@ import torch
 
 from imgfeat import ConfigError, Extractor, create_pooling, model_info
 from imgfeat.config import ModelConfig
-from imgfeat.pooling.radam import (
+from imgfeat.pooling.elm import (
     aggregate_maps,
     elm_decoder,
     encoder_weights,
     lcg_stream,
     positional_encoding_2d,
-    select_stages,
 )
+from imgfeat.pooling.radam import select_stages
 
 from .conftest import TINY
 

@@ -17,7 +17,8 @@ import torchvision.transforms.functional as TF
 
 from imgfeat import Extractor
 from imgfeat.config import ModelConfig
-from imgfeat.pooling.radam import RadamPool, positional_encoding_2d, select_stages
+from imgfeat.pooling.elm import positional_encoding_2d
+from imgfeat.pooling.radam import RadamPool, select_stages
 
 
 def authors_stream(length: int = 2**18) -> torch.Tensor:
@@ -89,7 +90,7 @@ def authors_radam(fmaps: list[torch.Tensor], M: int = 4) -> torch.Tensor:
 
 
 def test_stream_starts_as_their_file():
-    from imgfeat.pooling.radam import lcg_stream
+    from imgfeat.pooling.elm import lcg_stream
 
     assert list(lcg_stream(4)) == [1, 149, 11249, 57305]
     assert np.array_equal(lcg_stream(), STREAM.numpy().astype(np.int64))

@@ -86,3 +86,33 @@ def test_cli_answers_without_importing_torch(argv, code, stream, text):
     assert r.returncode == code, r.stderr
     assert text in (r.stdout if stream == "out" else r.stderr)
     assert r.stderr.splitlines()[-1] == "False"
+
+
+#: what building the parser and ``imgfeat --help`` must not import (benchmarks/startup.py times it)
+NOT_FOR_HELP = ("numpy", "pyarrow", "torch", "sklearn")
+
+
+def test_building_the_parser_and_help_import_no_numpy_pyarrow_torch_sklearn():
+    r = python("import sys\nfrom imgfeat.cli import build_parser, main\n"
+               "build_parser()\n"
+               f"print(sorted(m for m in {NOT_FOR_HELP!r} if m in sys.modules))\n"
+               "code = main(['--help'])\n"
+               f"print(sorted(m for m in {NOT_FOR_HELP!r} if m in sys.modules), code)")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "[]"
+    assert r.stdout.splitlines()[-1] == "[] 0"
+
+
+def test_choices_read_on_use_still_check_and_show(capsys):
+    """bench's and classify's choices are imported when checked or shown, not when built."""
+    from imgfeat.cli import main
+    from imgfeat.evaluate import PROTOCOLS
+    from imgfeat.sources.benchmarks import DATASETS
+
+    assert main(["bench", "--dataset", "nope", "--data-path", "d", "--output", "o"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nope'" in err and "'usptex'" in err
+    assert main(["bench", "--help"]) == 0
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps at hyphens too
+    assert "oneof" + ",".join(sorted(DATASETS)) in text
+    assert "oneof" + ",".join(PROTOCOLS) in text

@@ -13,9 +13,9 @@ torch or timm.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from ._version import __version__
 from .errors import (
     ConfigError,
@@ -30,35 +30,35 @@ from .errors import (
 )
 from .sample import sample  # eager (it imports little): the function, not its module
 
-#: public name -> the module that defines it (imported on first access)
+#: public name -> the module that defines it, relative to this package (imported on first access)
 _LAZY = {
-    "list_models": ".backbones.catalog",
-    "model_info": ".backbones.catalog",
-    "ExtractConfig": ".config",
-    "ModelConfig": ".config",
-    "RunConfig": ".config",
-    "open_image": ".decode",
-    "make_demo_textures": ".demo",
-    "run_demo": ".demo",
-    "ClassifyReport": ".evaluate",
-    "classify": ".evaluate",
-    "make_classifier": ".evaluate.classifiers",
-    "Extractor": ".pipeline",
-    "Pooling": ".pooling",
-    "create_pooling": ".pooling",
-    "list_poolings": ".pooling",
-    "register_pooling": ".pooling",
-    "ExtractResult": ".runner",
-    "extract": ".runner",
-    "ArraySource": ".sources",
-    "CsvSource": ".sources",
-    "FolderSource": ".sources",
-    "Item": ".sources",
-    "PathsSource": ".sources",
-    "Source": ".sources",
-    "open_source": ".sources",
-    "load_features": ".store",
-    "FeatureExtractor": ".transformer",
+    "list_models": "backbones.catalog",
+    "model_info": "backbones.catalog",
+    "ExtractConfig": "config",
+    "ModelConfig": "config",
+    "RunConfig": "config",
+    "open_image": "decode",
+    "make_demo_textures": "demo",
+    "run_demo": "demo",
+    "ClassifyReport": "evaluate",
+    "classify": "evaluate",
+    "make_classifier": "evaluate.classifiers",
+    "Extractor": "pipeline",
+    "Pooling": "pooling",
+    "create_pooling": "pooling",
+    "list_poolings": "pooling",
+    "register_pooling": "pooling",
+    "ExtractResult": "runner",
+    "extract": "runner",
+    "ArraySource": "sources",
+    "CsvSource": "sources",
+    "FolderSource": "sources",
+    "Item": "sources",
+    "PathsSource": "sources",
+    "Source": "sources",
+    "open_source": "sources",
+    "load_features": "store",
+    "FeatureExtractor": "transformer",
 }
 
 __all__ = [
@@ -103,18 +103,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first access (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'imgfeat' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later accesses skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only

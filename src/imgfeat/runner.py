@@ -6,13 +6,13 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from .config import ExtractConfig, ModelConfig, RunConfig, config_digest
+from .config import ExtractConfig, ModelConfig, RunConfig, config_digest, options_doc, pick_model_options
 from .decode import MAX_PIXELS
 from .device import check_device
 from .engines import ENGINES, run_local
@@ -81,6 +81,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
     each with ``gpus_per_worker`` GPUs when given).
     """
     t0 = time.perf_counter()
+    mcfg = ModelConfig.from_options(**pick_model_options(locals()))  # checks every model option
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
     for name, value, least in (("batch_size", batch_size, 1), ("threads", threads, 1),
@@ -99,14 +100,10 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
     precision = resolve_precision(precision, device)
     if (why := slow_precision(precision, device)) is not None:
         warnings.warn(why, ImgfeatWarning, stacklevel=2)
-    mcfg = ModelConfig(model=model, pretrained=pretrained, weights=weights, img_size=img_size,
-                       resize=resize, output_stride=output_stride, precision=precision,
-                       layers=None if layers is None else str(layers), pool=pool,
-                       pool_args=tuple(sorted((pool_args or {}).items())), fold_bn=fold_bn)
+    mcfg = replace(mcfg, precision=precision)
     run = RunConfig(batch_size=batch_size or default_batch_size(device), num_workers=num_workers,
-                    threads=threads, device=device, shard_size=shard_size,
-                    progress=sys.stderr.isatty() if progress is None else progress,
-                    strict=strict)
+                    threads=threads, device=device,
+                    progress=sys.stderr.isatty() if progress is None else progress)
     cluster = None
     if engine == "ray":  # a local cluster starts while we list the source and build the network
         from .engines.ray import connect
@@ -190,6 +187,10 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         torch.set_num_threads(old_threads)
         if cluster is not None:
             cluster.close()
+
+
+if extract.__doc__:  # the model options' help, from their one definition
+    extract.__doc__ += options_doc()
 
 
 def _result(store: JobStore, shards, skipped: int, t0: float, dim: int, reused: int,

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .config import ModelConfig
+from .config import ModelConfig, options_doc, pick_model_options
 from .errors import DecodeError
 from .pipeline import Extractor, decode_batches, make_shards, run_shard
 from .sources import open_source
@@ -26,25 +24,11 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
                  output_stride: int | None = None, precision: str = "auto",
                  layers: str | None = None, pool: str = "avg", pool_args: dict | None = None,
                  fold_bn: bool = True, device: str = "cpu", batch_size: int = 16):
-        self.model = model
-        self.pretrained = pretrained
-        self.weights = weights
-        self.img_size = img_size
-        self.resize = resize
-        self.output_stride = output_stride
-        self.precision = precision
-        self.layers = layers
-        self.pool = pool
-        self.pool_args = pool_args
-        self.fold_bn = fold_bn
-        self.device = device
-        self.batch_size = batch_size
+        vars(self).update((k, v) for k, v in locals().items() if k != "self")  # as given
 
     def model_config(self) -> ModelConfig:
         """The :class:`ModelConfig` these parameters describe (every one of its fields)."""
-        params = {f.name: getattr(self, f.name) for f in fields(ModelConfig)}
-        params["pool_args"] = tuple(sorted((self.pool_args or {}).items()))
-        return ModelConfig(**params)
+        return ModelConfig.from_options(**pick_model_options(vars(self)))
 
     def fit(self, X=None, y=None):
         self.extractor_ = Extractor(self.model_config(), device=self.device)
@@ -73,3 +57,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         return tags
+
+
+if FeatureExtractor.__doc__:  # the model options' help, from their one definition
+    FeatureExtractor.__doc__ += options_doc()

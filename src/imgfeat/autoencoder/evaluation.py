@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from ..errors import SourceError
-from ..store.atomic import atomic_path, write_json
+from ..storage import atomic_path, write_json
 from .checkpoint import find_checkpoint, load_model
 from .data import ImageSet, load_images, open_images, to_float
 from .metrics import METRIC_NAMES, image_metrics, summarize

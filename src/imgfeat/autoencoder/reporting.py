@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DecodeError
-from ..store.atomic import atomic_path, write_json
+from ..storage import atomic_path, write_json
 from .data import open_images
 
 CHANNELS = ("R", "G", "B")

@@ -30,7 +30,7 @@ from ..backbones.weights import file_sha256
 from ..device import autocast, check_device
 from ..errors import ConfigError, ImgfeatWarning, StoreError, WeightsError
 from ..precision import resolve_precision, slow_precision
-from ..store.atomic import atomic_path, write_json
+from ..storage import atomic_path, write_json
 from .checkpoint import (
     load_into,
     load_state,

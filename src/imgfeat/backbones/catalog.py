@@ -5,11 +5,8 @@ from __future__ import annotations
 import fnmatch
 
 from ..config import ModelConfig
-from ..pooling import create_pooling
+from ..pooling import create_pooling, list_poolings
 from .weights import PACKAGED, packaged_file
-
-INFO_POOLS = ("avg", "max", "avgmax", "catavgmax", "gem", "none")
-MULTI_STAGE_POOLS = ("radam", "spectral")
 
 
 def packaged_installed(arch: str) -> bool:
@@ -43,8 +40,9 @@ def list_models(pattern: str = "*", pretrained_only: bool = False) -> list[dict]
 
 def model_info(name: str, img_size: int | None = None, output_stride: int | None = None) -> dict:
     """Stages (channels, reduction, module), data config, and the vector size of each
-    ``layers``/``pool`` choice, measured by running one blank image through the backbone (any
-    kind: built by the same factory as extraction; timm models with random weights)."""
+    ``layers`` choice and registered pooling (multi-stage poolings over all stages), measured
+    by running one blank image through the backbone (any kind: built by the same factory as
+    extraction; timm models with random weights)."""
     import torch
 
     from ..preprocess import resolve_data_config
@@ -60,20 +58,20 @@ def model_info(name: str, img_size: int | None = None, output_stride: int | None
     with torch.inference_mode():
         maps = backbone(torch.zeros(1, 3, h, w))
     shapes = {k: tuple(v.shape[1:]) for k, v in maps.items()}
+    poolings = [create_pooling(pool) for pool in list_poolings()]  # every registered one
     sizes: dict[str, dict[str, int]] = {"pooled": {"avg": shapes["pooled"][0]}}
     for choice in choices[1:]:
         names = [t.name for t in stages] if choice == "all" else (
             [f"stage{choice}"] if choice.isdigit() else [choice])
-        sizes[choice] = {}
-        for pool in INFO_POOLS:
-            p = create_pooling(pool)
-            sizes[choice][pool] = sum(shapes[n][0] if len(shapes[n]) == 1
-                                      else p.out_features(*shapes[n]) for n in names)
+        sizes[choice] = {p.name: sum(shapes[n][0] if len(shapes[n]) == 1
+                                     else p.out_features(*shapes[n]) for n in names)
+                         for p in poolings if not getattr(p, "multi_layer", False)}
     if stages:
-        for pool in MULTI_STAGE_POOLS:
-            p = create_pooling(pool)
-            with torch.inference_mode():
-                sizes["all"][pool] = int(p.pool_maps([maps[t.name] for t in stages]).shape[1])
+        for p in poolings:
+            if getattr(p, "multi_layer", False):
+                with torch.inference_mode():
+                    sizes["all"][p.name] = int(
+                        p.pool_maps([maps[t.name] for t in stages]).shape[1])
     kind, location = parse_model_name(name)
     return {
         "model": name, "kind": kind, "architecture": backbone.architecture,

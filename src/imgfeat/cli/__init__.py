@@ -15,6 +15,7 @@ import warnings
 
 from ..errors import ImgfeatError, ImgfeatWarning
 from . import ae, bench, classify, demo, extract, flim, models, sample
+from .options import model_flag_names
 
 #: exit codes (documented in the README)
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -22,7 +23,7 @@ COMMANDS = (extract, classify, bench, models, sample, demo, ae, flim)
 
 #: Python argument -> the flag that sets it, where the two names differ (messages name flags)
 FLAG_NAMES = {"num_workers": "--workers", "data_labels": "--labels", "n_jobs": "--jobs",
-              "n": "-n", "classifiers": "--classifier", "models": "--model", "pools": "--pool"}
+              "n": "-n", "classifiers": "--classifier"} | model_flag_names()
 
 #: flags of the original texture-benchmark script that are spelled differently here
 OLD_FLAGS = {"--data_path": "--data-path", "--output_path": "--output",

@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import add_model_arguments, model_kwargs
+from .options import LazyChoices, add_model_arguments, model_kwargs
 
 
 def add_parsers(sub) -> None:
-    from ..evaluate import CLASSIFIERS, PROTOCOLS
-    from ..sources.benchmarks import DATASETS
-
     p = sub.add_parser(
         "bench", help="models x poolings x classifiers on a texture benchmark",
         description="Extract (cached) and classify a texture benchmark over a grid of models "
@@ -21,19 +18,21 @@ def add_parsers(sub) -> None:
                     "stages) instead of pooled for --pool avg, --resize squash (no crop: "
                     "textures have no centre) instead of crop, and a fixed 224 px input "
                     "instead of the model's own size.")
-    p.add_argument("--dataset", required=True, choices=sorted(DATASETS), metavar="NAME",
-                   help=f"one of {', '.join(sorted(DATASETS))}")
+    p.add_argument("--dataset", required=True, metavar="NAME", help="one of %(choices)s",
+                   choices=LazyChoices("imgfeat.sources.benchmarks", "DATASETS", sort=True))
     p.add_argument("--data-path", required=True, help="the dataset's folder")
     p.add_argument("--output", required=True, help="results folder")
     add_model_arguments(p.add_argument_group(
         "model (as extract, with the texture papers' defaults: 224 px squashed, no crop; "
         "layers: the final map, or the pooling's stages for radam/spectral)"),
         several=True, img_size=224, resize="squash")
-    p.add_argument("--classifier", nargs="+", default=["knn", "lda", "svm"], choices=CLASSIFIERS,
-                   metavar="NAME", help=f"one or more of {', '.join(CLASSIFIERS)}")
-    p.add_argument("--protocol", choices=PROTOCOLS,
-                   help="default: the dataset's own (kfold; official for dtd and outex; "
-                        "groups for kth-tips2-b)")
+    p.add_argument("--classifier", nargs="+", default=["knn", "lda", "svm"],
+                   choices=LazyChoices("imgfeat.evaluate.classifiers", "CLASSIFIERS"),
+                   metavar="NAME", help="one or more of %(choices)s")
+    p.add_argument("--protocol", choices=LazyChoices("imgfeat.evaluate.protocols", "PROTOCOLS"),
+                   metavar="NAME", help="one of %(choices)s (default: the dataset's own: "
+                                        "kfold; official for dtd and outex; groups for "
+                                        "kth-tips2-b)")
     p.add_argument("--folds", type=int, default=10, help="folds of kfold")
     p.add_argument("--repeats", type=int, default=10, help="repetitions of kfold and fewshot")
     p.add_argument("--shots", type=int, default=2, help="training images per class (fewshot)")
@@ -62,8 +61,8 @@ def add_parsers(sub) -> None:
 def run_bench(args: argparse.Namespace) -> int:
     from ..evaluate.bench import bench
 
-    bench(args.dataset, args.data_path, args.output, models=args.model, pools=args.pool,
-          classifiers=args.classifier, **model_kwargs(args), protocol=args.protocol,
+    bench(args.dataset, args.data_path, args.output, **model_kwargs(args),
+          classifiers=args.classifier, protocol=args.protocol,
           folds=args.folds, repeats=args.repeats,
           seed=args.seed, shots=args.shots, batch_size=args.batch_size,
           progress=False if args.quiet else None, n_jobs=args.jobs, download=args.download)

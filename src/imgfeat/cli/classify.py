@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parsers(sub) -> None:
-    from ..evaluate import CLASSIFIERS, PROTOCOLS
+    from .options import LazyChoices
 
     p = sub.add_parser("classify", help="evaluate features with classifiers under a protocol",
                        description="Classify an imgfeat output (or a .parquet/.csv/_data.npy "
@@ -14,9 +14,11 @@ def add_parsers(sub) -> None:
                                    "Cohen's kappa. Small tables run in this process; larger "
                                    "ones run their folds in parallel worker processes.")
     p.add_argument("features", help="an imgfeat output folder or features file")
-    p.add_argument("--classifier", nargs="+", default=["knn", "lda", "svm"], choices=CLASSIFIERS,
-                   metavar="NAME", help=f"one or more of {', '.join(CLASSIFIERS)}")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="kfold",
+    p.add_argument("--classifier", nargs="+", default=["knn", "lda", "svm"],
+                   choices=LazyChoices("imgfeat.evaluate.classifiers", "CLASSIFIERS"),
+                   metavar="NAME", help="one or more of %(choices)s")
+    p.add_argument("--protocol", choices=LazyChoices("imgfeat.evaluate.protocols", "PROTOCOLS"),
+                   default="kfold", metavar="NAME",
                    help="kfold (repeated stratified), official (the source's splits), groups "
                         "(leave one group out), fewshot")
     p.add_argument("--folds", type=int, default=10, help="folds of kfold (at least 2)")

@@ -64,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.source) == bool(args.data):
         raise ConfigError("give either a SOURCE (folder or CSV list) or --data X.npy")
     result = extract(
-        args.source or args.data, args.output, model=args.model, pool=args.pool,
-        **model_kwargs(args), format=args.format, batch_size=args.batch_size,
-        num_workers=args.workers, threads=args.threads, device=args.device,
+        args.source or args.data, args.output, **model_kwargs(args), format=args.format,
+        batch_size=args.batch_size, num_workers=args.workers, threads=args.threads,
+        device=args.device,
         shard_size=args.shard_size, resume=args.resume, overwrite=args.overwrite,
         strict=args.strict, progress=False if args.quiet else None, engine=args.engine,
         labels="none" if args.no_labels else "auto", label_pattern=args.label_pattern,

@@ -6,8 +6,7 @@ import argparse
 
 
 def add_parsers(sub) -> None:
-    from ..flim.markers import LABEL_BASES
-    from ..flim.options import COLOR_SPACES, HEADS
+    from ..flim.options import COLOR_SPACES, HEADS, LABEL_BASES
 
     p = sub.add_parser("flim", help="FLIM: learn a CNN's filters from markers drawn on a few images",
                        description="Learn a convolutional feature extractor from user-drawn markers "

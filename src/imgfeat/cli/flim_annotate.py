@@ -7,7 +7,7 @@ import argparse
 
 def add_annotate_parser(flim_subparsers) -> argparse.ArgumentParser:
     """Add ``annotate`` to the ``imgfeat flim`` subcommands; returns its parser."""
-    from ..flim.markers import LABEL_BASES
+    from ..flim.options import LABEL_BASES
 
     a = flim_subparsers.add_parser(
         "annotate", help="draw markers in a local web page",

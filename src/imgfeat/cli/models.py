@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from .options import add_model_arguments
+
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("models", help="list timm architectures and their weights",
@@ -20,9 +22,7 @@ def add_parsers(sub) -> None:
                                    "preprocessing, and the vector size of every --layers and "
                                    "--pool choice, measured on one blank image.")
     p.add_argument("model", help="timm model name, optionally with tag (resnet50.a1_in1k)")
-    p.add_argument("--img-size", type=int, help="input size (default: the model's own)")
-    p.add_argument("--output-stride", type=int, choices=(8, 16, 32),
-                   help="dilate the last stages (default: the model's own, usually 32)")
+    add_model_arguments(p, only=("img_size", "output_stride"))
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_info)
 
@@ -57,7 +57,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from ..backbones.catalog import INFO_POOLS, MULTI_STAGE_POOLS, model_info
+    from ..backbones.catalog import model_info
 
     info = model_info(args.model, img_size=args.img_size, output_stride=args.output_stride)
     if args.json:
@@ -75,7 +75,7 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"final  forward_features  {info['final_shape'][0]:>8}  {'':>9}  "
           f"{'x'.join(str(v) for v in info['final_shape'])}")
     print("\nvector size by --layers (rows) and --pool (columns)")
-    pools = INFO_POOLS + (MULTI_STAGE_POOLS if info["stages"] else ())
+    pools = list(dict.fromkeys(p for sizes in info["vector_sizes"].values() for p in sizes))
     print(f"{'layers':<8}" + "".join(f"{p:>10}" for p in pools))
     for choice, sizes in info["vector_sizes"].items():
         print(f"{choice:<8}" + "".join(f"{sizes.get(p, '-'):>10}" for p in pools))

@@ -5,14 +5,36 @@ defined (config, precision, the pooling registry); pooling flags come from the p
 from __future__ import annotations
 
 import argparse
+import importlib
+from collections.abc import Sequence
 
-from ..config import OUTPUT_STRIDES, RESIZE_MODES
-from ..precision import PRECISIONS
+from ..config import model_options, option_choices, option_type
 
-MODEL_HELP = ("a timm name with optional weights tag (resnet50.a1_in1k), hf-hub:ORG/NAME, "
-              "ae:RUN (a trained autoencoder) or flim:MODEL (a FLIM network)")
-LAYERS_HELP = ("pooled, final, all, or stage indices like 2,-1 (default: pooled for --pool avg, "
-               "final for other poolings, the pooling's own stages for radam/spectral)")
+
+class LazyChoices(Sequence):
+    """An option's choices named by module and attribute, imported when argparse first checks
+    or shows them, so building the parser imports nothing heavy (``help="one of
+    %(choices)s"`` lists them). ``sort``: sorted (the keys of a dict otherwise in order)."""
+
+    def __init__(self, module: str, name: str, sort: bool = False) -> None:
+        self.module, self.name, self.sort = module, name, sort
+        self._values: tuple | None = None
+
+    @property
+    def values(self) -> tuple:
+        if self._values is None:
+            found = getattr(importlib.import_module(self.module), self.name)
+            self._values = tuple(sorted(found) if self.sort else found)
+        return self._values
+
+    def __getitem__(self, index):
+        return self.values[index]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __contains__(self, value) -> bool:
+        return value in self.values
 
 
 def add_source_arguments(g) -> None:
@@ -28,32 +50,39 @@ def add_source_arguments(g) -> None:
     g.add_argument("--channels", type=int, help="channels of flat --data rows (default 1)")
 
 
-def add_model_arguments(g, *, several: bool = False, img_size: int | None = None,
-                        resize: str | None = None) -> None:
-    """Add every model option to the argument group ``g``. ``several``: --model and --pool take
-    lists (bench's grid)."""
-    from ..pooling import list_poolings
+def add_model_arguments(g, *, several: bool = False, only: tuple[str, ...] | None = None,
+                        **defaults) -> None:
+    """Add a flag for every model option (a :class:`~imgfeat.config.ModelConfig` field, from
+    its metadata) to the argument group ``g``; ``pool_args`` becomes the poolings' own flags.
+    ``several``: the options with a plural name (--model, --pool) take lists (bench's grid);
+    ``only``: just these options (``info``); ``defaults`` replace the fields' defaults (bench:
+    ``img_size=224``)."""
+    for f in model_options():
+        if only is not None and f.name not in only:
+            continue
+        meta, default = f.metadata, defaults.get(f.name, f.default)
+        if meta["flag"] is None:
+            add_pooling_arguments(g)
+            continue
+        flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        kwargs: dict = {"dest": f.name, "default": default, "help": meta["help"]}
+        if default is None and meta["unset"]:
+            kwargs["help"] += f" (default: {meta['unset']})"
+        kind = option_type(f)
+        if kind is bool:
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        if (choices := option_choices(f)) is not None:
+            kwargs["choices"] = choices
+            if meta["metavar"]:
+                kwargs["help"] += f": {', '.join(map(str, choices))}"
+        if several and meta["plural"]:
+            kwargs.update(nargs="+", default=[default])
+        g.add_argument(flag, type=kind, metavar=meta["metavar"], **kwargs)
 
-    many = {"nargs": "+"} if several else {}
-    g.add_argument("--model", default=["tf_efficientnet_lite0"] if several
-                   else "tf_efficientnet_lite0", help=MODEL_HELP, **many)
-    g.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
-                   help="use pretrained weights (timm models)")
-    g.add_argument("--weights", metavar="FILE",
-                   help="local weights (.pth/.safetensors), or 'packaged' for the offline extra")
-    g.add_argument("--img-size", type=int, default=img_size,
-                   help="input size (default: the model's own)" if img_size is None
-                   else "input size")
-    g.add_argument("--resize", choices=RESIZE_MODES, default=resize,
-                   help="crop: the model's eval transform; squash: resize with no crop "
-                        "(default: the model's own: crop for timm, the run's for ae:, squash "
-                        "for flim:)")
-    g.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES,
-                   help="dilate the last stages (default: the model's own; radam/spectral try 8, "
-                        "then 32)")
-    g.add_argument("--layers", default=None, help=LAYERS_HELP)
-    g.add_argument("--pool", default=["avg"] if several else "avg", choices=list_poolings(),
-                   metavar="POOL", help=f"pooling: {', '.join(list_poolings())}", **many)
+
+def add_pooling_arguments(g) -> None:
+    """The poolings' parameters, one flag each (from the poolings' ``cli_options``)."""
     for flag, opt in pooling_flags().items():
         kwargs = {"choices": opt["choices"]} if opt["choices"] else {}
         values = set(opt["defaults"].values())
@@ -62,12 +91,19 @@ def add_model_arguments(g, *, several: bool = False, img_size: int | None = None
         g.add_argument(flag, dest=flag_dest(flag), type=opt["type"], default=None,
                        metavar=opt["param"].upper(), help=f"{opt['help']} (default: {defaults})",
                        **kwargs)
-    g.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="auto: bf16 where the device runs it natively (CUDA, CPUs with "
-                        "AVX512-BF16/AMX), else fp32")
-    g.add_argument("--no-fold-bn", dest="fold_bn", action="store_false",
-                   help="keep BatchNorm layers as they are (default: folded into the "
-                        "convolutions, ~1.2x faster, same vectors to ~1e-6)")
+
+
+def model_flag_names() -> dict[str, str]:
+    """Python name -> flag of the model options whose flag is not ``--`` + the name (the grid
+    names of bench: ``models`` -> ``--model``), for messages that name flags."""
+    names = {}
+    for f in model_options():
+        flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+        if f.metadata["flag"]:
+            names[f.name] = flag
+        if f.metadata["plural"]:
+            names[f.metadata["plural"]] = flag
+    return names
 
 
 def pooling_flags() -> dict[str, dict]:
@@ -98,9 +134,14 @@ def pool_options(args: argparse.Namespace, pools: list[str]) -> dict | None:
 
 
 def model_kwargs(args: argparse.Namespace) -> dict:
-    """The model keyword arguments of ``extract()`` (and ``bench()``) from parsed flags."""
+    """The model keyword arguments of ``extract()`` (and ``bench()``) from parsed flags: every
+    model option, the plural ones (--model, --pool) by their grid name where they take lists."""
     pools = args.pool if isinstance(args.pool, list) else [args.pool]
-    return {"pretrained": args.pretrained, "weights": args.weights, "img_size": args.img_size,
-            "resize": args.resize, "output_stride": args.output_stride, "layers": args.layers,
-            "pool_args": pool_options(args, pools), "precision": args.precision,
-            "fold_bn": args.fold_bn}
+    kwargs = {}
+    for f in model_options():
+        if f.metadata["flag"] is None:
+            kwargs[f.name] = pool_options(args, pools)
+        else:
+            several = isinstance(getattr(args, f.name), list) and f.metadata["plural"]
+            kwargs[f.metadata["plural"] if several else f.name] = getattr(args, f.name)
+    return kwargs

@@ -8,8 +8,9 @@ import os
 import re
 from pathlib import Path
 
+from ..config import ModelConfig, options_doc, pick_model_options
 from ..errors import StoreError
-from ..store.atomic import atomic_path, read_json
+from ..storage import atomic_path, read_json
 from .classify import classify
 
 
@@ -37,6 +38,8 @@ def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike,
     from ..runner import extract
     from ..sources.benchmarks import DEFAULT_PROTOCOL, open_benchmark
 
+    options = pick_model_options(locals())  # every model option but the grid's models and pools
+    ModelConfig.from_options(**options)  # checks them before any work
     cell_layers = check_grid(models, pools, layers, pool_args)
     out = Path(output)
     src = open_benchmark(dataset, data_path, download=download)
@@ -48,11 +51,9 @@ def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike,
             cell = _slug(src.name, model, lay or "stages", pool, str(img_size))
             feats = out / "feature_matrix" / cell
             try:
-                extracted = extract(src, feats, model=model, pretrained=pretrained,
-                                    weights=weights, layers=lay, pool=pool,
-                                    pool_args=args_for(pool, pool_args), img_size=img_size,
-                                    resize=resize, output_stride=output_stride,
-                                    precision=precision, fold_bn=fold_bn,
+                extracted = extract(src, feats, **{**options, "model": model, "pool": pool,
+                                                   "layers": lay,
+                                                   "pool_args": args_for(pool, pool_args)},
                                     resume=(feats / "_imgfeat.json").is_file(),
                                     batch_size=batch_size, progress=progress)
             except StoreError as exc:
@@ -81,6 +82,11 @@ def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike,
                 log(f"{cell}: {scores}" + (f" ({' and '.join(reused)} cached)" if reused else ""))
     write_summary(out, rows)
     return rows
+
+
+if bench.__doc__:  # the model options' help, from their one definition
+    bench.__doc__ += options_doc(rename={"model": "models", "pool": "pools"},
+                                 defaults={"img_size": 224, "resize": "squash"})
 
 
 def _cached(done: Path, wanted: dict, classifiers: set[str], features_meta: dict) -> bool:

@@ -78,7 +78,7 @@ class ClassifyReport:
 
     def write(self, folder: str | os.PathLike, plots: bool = True) -> Path:
         """summary.json, summary.csv, folds.csv and a confusion-matrix PNG per classifier."""
-        from ..store.atomic import atomic_path, write_json
+        from ..storage import atomic_path, write_json
 
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
@@ -299,7 +299,7 @@ def plot_confusion(result: ClassifierResult, path: Path) -> Path | None:
     ax.set_title(f"{result.name}: accuracy {100 * acc:.1f}% (rows normalised)")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    from ..store.atomic import atomic_path
+    from ..storage import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")

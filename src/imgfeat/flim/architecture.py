@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..store.atomic import atomic_path
+from ..storage import atomic_path
 
 __all__ = [
     "AGGREGATES",

@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImgfeatError, ImgfeatWarning
-from ..store.atomic import atomic_path
+from ..storage import atomic_path
+from .options import LABEL_BASES
 
 __all__ = [
     "LABEL_BASES",
@@ -49,9 +50,6 @@ __all__ = [
     "read_markers",
     "write_markers",
 ]
-
-LABEL_BASES = (0, 1)
-"""The label bases a marker file may use: 0 (labels 0, 1, ...) or 1 (labels 1, 2, ...)."""
 
 MARKER_SUFFIX = ".txt"
 """A marker file is ``<image stem>.txt`` next to (or in a folder parallel to) its image."""

@@ -6,3 +6,5 @@ from __future__ import annotations
 COLOR_SPACES = ("lab", "rgb")
 #: which trained classifier a model scores with (auto: the JSON classifier when trained, else the SVM)
 HEADS = ("auto", "classifier", "svm")
+#: the label bases a marker file may use: 0 (labels 0, 1, ...) or 1 (labels 1, 2, ...)
+LABEL_BASES = (0, 1)

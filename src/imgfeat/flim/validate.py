@@ -13,7 +13,7 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recal
 
 from ..errors import ConfigError, SourceError
 from ..sources import Source
-from ..store.atomic import atomic_path, write_json
+from ..storage import atomic_path, write_json
 from .data import network_batches, open_data
 from .network import FlimNetwork, load_model
 from .options import HEADS

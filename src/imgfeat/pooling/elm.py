@@ -9,8 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .radam import LCG_A, LCG_B, LCG_C, WEIGHT_SOURCES
-
+#: the paper's linear congruential generator: x_{n+1} = (a x_n + b) mod c
+LCG_A, LCG_B, LCG_C = 75, 74, 2**16 + 1
 #: length of the authors' stored stream (their ``RAE_LCG_weights.pkl``)
 LCG_STREAM_LENGTH = 2**18
 
@@ -49,8 +49,7 @@ def encoder_weights(m: int, q: int, z: int, source: str = "lcg", seed: int = 0) 
     elif source == "torch":
         stream = torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     else:
-        raise ValueError(f"weights source must be one of {', '.join(WEIGHT_SOURCES)}, "
-                         f"not {source!r}")
+        raise ValueError(f"unknown weights source {source!r}")
     rows = []
     for k in range(m):
         v = stream[k * q * z:(k + 1) * q * z]

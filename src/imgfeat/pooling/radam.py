@@ -17,21 +17,8 @@ from .registry import Pooling, register_pooling
 if TYPE_CHECKING:
     import torch
 
-#: tensor functions live in .elm (imported on first use, so listing poolings needs no torch)
-_ELM = ("LCG_STREAM_LENGTH", "aggregate_maps", "elm_decoder", "encoder_weights", "lcg_stream",
-        "positional_encoding_2d")
-
-
-def __getattr__(name: str):
-    if name in _ELM:
-        from . import elm
-
-        return getattr(elm, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-#: the paper's linear congruential generator: x_{n+1} = (a x_n + b) mod c
-LCG_A, LCG_B, LCG_C = 75, 74, 2**16 + 1
+#: the tensor mathematics lives in .elm (torch), imported on first use, so listing poolings
+#: and building the command line need no torch; .elm imports nothing from here
 STAGE_SELECTIONS = ("all", "last", "top_quarter", "middle", "quarter")
 #: where encoder weights come from: the authors' LCG stream, or a seeded torch generator
 WEIGHT_SOURCES = ("lcg", "torch")
@@ -89,9 +76,6 @@ class RadamPool(Pooling):
             raise ValueError(f"stages must be one of {', '.join(STAGE_SELECTIONS)}")
         self._cache: dict = {}
 
-    def get_params(self) -> dict:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
     def out_features(self, channels: int, height: int, width: int) -> int:
         return self.hidden * channels
 
@@ -134,9 +118,6 @@ class SpectralPool(RadamPool):
                  ridge: float = 1e-3, stages: str = "all"):
         super().__init__(m=1, hidden=hidden, weights=weights, seed=seed, positional=False,
                          ridge=ridge, stages=stages)
-
-    def get_params(self) -> dict:
-        return {k: getattr(self, k) for k in ("hidden", "weights", "seed", "ridge", "stages")}
 
     def _weights(self, z: int, device) -> torch.Tensor:  # (1, q, z + 1): the last column is b
         return super()._weights(z + 1, device)

@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 class Pooling:
     """Base class. Subclasses set ``name`` and implement ``pool`` and ``out_features``.
 
-    Constructor arguments are stored as they are (scikit-learn style) and returned by
-    ``get_params``; poolings that learn state implement ``fit`` and return ``self``.
+    ``__init__`` stores each argument in the attribute of the same name (scikit-learn's rule);
+    ``get_params`` reads them back by ``__init__``'s signature, so it needs no override.
+    Poolings that learn state implement ``fit`` and return ``self``.
     """
 
     name = "base"
@@ -27,8 +28,25 @@ class Pooling:
     #: allowed values of options that take a fixed set
     option_choices: dict[str, tuple] = {}
 
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        """The parameters of ``__init__`` (scikit-learn's rule: no ``*args`` or ``**kwargs``)."""
+        if cls.__init__ is object.__init__:
+            return []
+        import inspect
+
+        names = []
+        for param in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise TypeError(f"pooling {cls.name!r}: __init__ must name its parameters "
+                                f"(no *args or **kwargs), as scikit-learn requires")
+            names.append(param.name)
+        return names
+
     def get_params(self) -> dict:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+        """The ``__init__`` parameters, read from the attributes of the same names (each
+        ``__init__`` stores its arguments as they are, as scikit-learn requires)."""
+        return {name: getattr(self, name) for name in self._param_names()}
 
     def pool(self, fmap: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -1,24 +1,13 @@
-"""Atomic local file writes (temporary file, fsync, rename) and JSON helpers."""
+"""Atomic local file writes and JSON helpers (their home is :mod:`imgfeat.storage`; import
+them from there: importing this package's modules imports the whole store)."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
-from ..storage import TMP_PREFIX, Location, atomic_path
+from ..storage import TMP_PREFIX, Location, atomic_path, read_json, write_json
 
 __all__ = ["TMP_PREFIX", "atomic_path", "read_json", "remove_temporaries", "write_json"]
-
-
-def write_json(path: str | os.PathLike, data: dict) -> None:
-    """Write JSON atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def read_json(path: str | os.PathLike) -> dict:
-    return json.loads(Path(path).read_text())
 
 
 def remove_temporaries(folder: Path) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..evaluate.classify import label_order
-from ..store.atomic import atomic_path
+from ..storage import atomic_path
 from ..usage import arg
 
 #: the fewest images each projection can place (t-SNE needs a perplexity below the count)
