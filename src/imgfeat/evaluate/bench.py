@@ -21,7 +21,7 @@ def _slug(*parts: str) -> str:
 def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike, *,
           models=("tf_efficientnet_lite0",), pools=("avg",), classifiers=("knn", "lda", "svm"),
           layers: str | None = None, pretrained: bool = True, weights: str | None = None,
-          img_size: int | None = 224, resize: str = "squash", output_stride: int | None = None,
+          img_size: int | None = 224, resize: str | None = "squash", output_stride: int | None = None,
           precision: str = "auto", pool_args: dict | None = None, fold_bn: bool = True,
           protocol: str | None = None, folds: int = 10, repeats: int = 10, seed: int = 0,
           shots: int = 2, batch_size: int | None = None, progress: bool | None = None,
