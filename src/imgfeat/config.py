@@ -9,11 +9,11 @@ from dataclasses import asdict, dataclass, field
 
 from .errors import ConfigError
 from .precision import PRECISIONS
+from .store.format import check_format
 from .usage import arg
 
 RESIZE_MODES = ("crop", "squash")
 OUTPUT_STRIDES = (8, 16, 32)
-FORMATS = ("parquet", "npy", "csv")
 
 
 def default_threads() -> int:
@@ -109,8 +109,7 @@ class ExtractConfig:
     shard_size: int = 1000
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise ConfigError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
+        check_format(self.format)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .config import ExtractConfig, ModelConfig, RunConfig, config_digest
 from .decode import MAX_PIXELS
-from .engines import ENGINES, run_local
+from .engines import EngineJob, create_engine
 from .errors import ConfigError, ImgfeatWarning, ItemsFailedError
 from .pipeline import Extractor, ShardUnavailable, make_shards
 from .precision import resolve_precision, slow_precision
@@ -92,20 +92,15 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
     each with ``gpus_per_worker`` GPUs when given).
     """
     t0 = time.perf_counter()
-    if engine not in ENGINES:
-        raise ConfigError(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
     for name, value, least in (("batch_size", batch_size, 1), ("threads", threads, 1),
                                ("num_workers", num_workers, 0), ("shard_size", shard_size, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or value < least):
             raise ConfigError(f"{arg(name, value)}: must be a whole number, at least {least}")
-    if gpus_per_worker < 0:
-        raise ConfigError(f"{arg('gpus_per_worker', gpus_per_worker)}: must be 0 or more")
-    if engine != "ray" and (gpus_per_worker or ray_max_actors):
-        raise ConfigError("--gpus-per-worker and --ray-max-actors apply to --engine ray only")
-    if engine == "ray" and device != "cpu":
-        raise ConfigError("with --engine ray the driver runs on cpu; use --gpus-per-worker N "
-                          "to run the Ray actors on GPUs")
+    # the engine checks its own options (and refuses another engine's)
+    eng = create_engine(engine, {"ray_address": ray_address, "gpus_per_worker": gpus_per_worker,
+                                 "ray_max_actors": ray_max_actors},
+                        device=device, threads=threads)
     device = check_device(device)
     precision = resolve_precision(precision, device)
     if (why := slow_precision(precision, device)) is not None:
@@ -118,11 +113,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                     threads=threads, device=device, shard_size=shard_size,
                     progress=sys.stderr.isatty() if progress is None else progress,
                     strict=strict)
-    cluster = None
-    if engine == "ray":  # a local cluster starts while we list the source and build the network
-        from .engines.ray import connect
-
-        cluster = connect(ray_address)
+    eng.start()  # a cluster starts while we list the source and build the network
     old_threads = torch.get_num_threads()
     try:
         src: Source = open_source(source, labels=labels, label_pattern=label_pattern,
@@ -151,17 +142,8 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                    desc="extract", dynamic_ncols=True, smoothing=0.1)
         written = 0
         try:
-            if engine == "ray":
-                from .engines.ray import run_ray
-
-                results = run_ray(extractor, src, pending, batch_size=run.batch_size,
-                                  max_pixels=max_pixels, cluster=cluster,
-                                  gpus_per_actor=gpus_per_worker, max_actors=ray_max_actors,
-                                  threads_per_actor=threads,
-                                  on_batch=bar.update)
-            else:
-                results = run_local(extractor, src, pending, batch_size=run.batch_size,
-                                    workers=workers, max_pixels=max_pixels, on_batch=bar.update)
+            results = eng.run(EngineJob(extractor, src, run.batch_size, max_pixels,
+                                        workers=workers, on_batch=bar.update), pending)
             unavailable: list[str] = []
             for data in results:
                 if isinstance(data, ShardUnavailable):
@@ -191,8 +173,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                        precision)
     finally:
         torch.set_num_threads(old_threads)
-        if cluster is not None:
-            cluster.close()
+        eng.close()
 
 
 def _result(store: JobStore, shards, skipped: int, t0: float, dim: int, reused: int,
