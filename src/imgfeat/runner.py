@@ -16,7 +16,7 @@ from .config import ExtractConfig, ModelConfig, RunConfig, config_digest
 from .decode import MAX_PIXELS
 from .engines import EngineJob, create_engine
 from .errors import ConfigError, ImgfeatWarning, ItemsFailedError
-from .pipeline import Extractor, ShardUnavailable, make_shards
+from .pipeline import Extractor, ShardUnavailable, create_parts, make_shards
 from .precision import resolve_precision, slow_precision
 from .sources import Source, open_source
 from .storage import StorageUnavailableError, join
@@ -125,19 +125,21 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                 raise ItemsFailedError(f"{bad.id}: {bad.error} (strict)")
         n_threads, workers = run.resolved_threads_workers()
         torch.set_num_threads(n_threads)
-        extractor = Extractor(mcfg, device=device)
+        parts = create_parts(mcfg)  # the weights, for the hash; the network is not run yet
         store = JobStore(output, format, storage_options)
         if store.open(resume=resume, overwrite=overwrite):
             src.items = store.check_listing(src.items, keep_listing)
         cfg = ExtractConfig(source=src.describe(), model=mcfg, format=format,
                             shard_size=shard_size)
-        hashed = {**cfg.to_dict(), "weights": extractor.weights.to_dict()}
-        done = store.begin(hashed, config_digest(hashed), extractor.metadata(), src.items)
+        hashed = {**cfg.to_dict(), "weights": parts[1].weights.to_dict()}
         shards = make_shards(src.items, shard_size)
+        if store.resuming and store.check_config(hashed, config_digest(hashed)):
+            return _result(store, shards, len(shards), t0, store.dim(), len(src.items),
+                           precision)  # a finished job, in any format: nothing to do
+        extractor = Extractor(mcfg, device=device, parts=parts)
+        done = store.begin(hashed, config_digest(hashed), extractor.metadata(), src.items)
         pending = [s for s in shards if s.index not in done]
         reused = sum(len(s.items) for s in shards if s.index in done)
-        if not pending and store.is_complete():
-            return _result(store, shards, len(shards), t0, extractor.dim, reused, precision)
         bar = tqdm(total=sum(len(s.items) for s in pending), unit="img", disable=not run.progress,
                    desc="extract", dynamic_ncols=True, smoothing=0.1)
         written = 0

@@ -16,7 +16,7 @@ from ..errors import StoreError
 from ..sources import Item
 from ..storage import Location
 from ..usage import arg
-from .format import ShardFormat, formats, get_format
+from .format import ShardFormat, check_format, formats, get_format
 from .layout import (
     FAILURES,
     MANIFESTS,
@@ -38,7 +38,7 @@ class JobStore:
     def __init__(self, out: str | os.PathLike, fmt: str, storage_options: dict | None = None):
         self.loc = Location(out, storage_options)
         self.fmt = fmt
-        self.format: ShardFormat = get_format(fmt)
+        self.format: ShardFormat = get_format(check_format(fmt))
         self.config: dict = {}
         self.config_hash = ""
         self.metadata: dict = {}
@@ -92,23 +92,29 @@ class JobStore:
         indices of shards already done."""
         self.config, self.config_hash, self.metadata = config, config_hash, metadata
         if self.resuming:
-            old = read_meta(self.loc, META)
-            if old.get("config_hash") != self.config_hash:
-                diff = _differences(old.get("config", {}), self.config)
-                raise StoreError(
-                    f"cannot resume {self.out}: it was made with another configuration "
-                    f"({old.get('config_hash')} vs {self.config_hash}; differs in "
-                    f"{', '.join(diff) or 'weights'})")
+            complete = self.check_config(config, config_hash)
             self.loc.remove_temporaries()
             if not self.loc.is_file(ITEMS):
                 write_listing(self.loc, items)
-            return self.done_shards(complete=bool(old.get("complete")))
+            return self.done_shards(complete=complete)
         try:
             self._write_json(META, self._meta(complete=False))
             write_listing(self.loc, items)
         except OSError as exc:
             raise StoreError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
         return set()
+
+    def check_config(self, config: dict, config_hash: str) -> bool:
+        """Refuse to resume a job made with another configuration; True when the job is
+        complete (a resume then has nothing to do: its network need not even be built)."""
+        old = read_meta(self.loc, META)
+        if old.get("config_hash") != config_hash:
+            diff = _differences(old.get("config", {}), config)
+            raise StoreError(
+                f"cannot resume {self.out}: it was made with another configuration "
+                f"({old.get('config_hash')} vs {config_hash}; differs in "
+                f"{', '.join(diff) or 'weights'})")
+        return bool(old.get("complete"))
 
     def is_complete(self) -> bool:
         return self.loc.is_file(META) and bool(read_meta(self.loc, META).get("complete"))
@@ -159,6 +165,10 @@ class JobStore:
 
     def summary(self) -> dict:
         return read_meta(self.loc, META).get("summary") or {}
+
+    def dim(self) -> int:
+        """Values per vector, as recorded when the job began."""
+        return int(read_meta(self.loc, META).get("metadata", {}).get("dim", 0))
 
     def discard(self) -> None:
         """Remove everything this job wrote (the folder too if it is then empty): a strict stop
