@@ -133,7 +133,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                             shard_size=shard_size)
         hashed = {**cfg.to_dict(), "weights": parts[1].weights.to_dict()}
         shards = make_shards(src.items, shard_size)
-        if store.resuming and store.check_config(hashed, config_digest(hashed)):
+        if store.resuming and store.finished(hashed, config_digest(hashed), len(shards)):
             return _result(store, shards, len(shards), t0, store.dim(), len(src.items),
                            precision)  # a finished job, in any format: nothing to do
         extractor = Extractor(mcfg, device=device, parts=parts)

@@ -105,8 +105,7 @@ class JobStore:
         return set()
 
     def check_config(self, config: dict, config_hash: str) -> bool:
-        """Refuse to resume a job made with another configuration; True when the job is
-        complete (a resume then has nothing to do: its network need not even be built)."""
+        """Refuse to resume a job made with another configuration; True when it is complete."""
         old = read_meta(self.loc, META)
         if old.get("config_hash") != config_hash:
             diff = _differences(old.get("config", {}), config)
@@ -119,11 +118,17 @@ class JobStore:
     def is_complete(self) -> bool:
         return self.loc.is_file(META) and bool(read_meta(self.loc, META).get("complete"))
 
+    def finished(self, config: dict, config_hash: str, n_shards: int) -> bool:
+        """Refuse to resume a job made with another configuration; True when the job is complete
+        with all its ``n_shards`` shards (a resume then has nothing to do, in any format)."""
+        return self.check_config(config, config_hash) and \
+            self.done_shards(complete=True) >= set(range(n_shards))
+
     def done_shards(self, complete: bool = False) -> set[int]:
-        """Shards whose manifest and data both exist (every manifested shard of a ``complete``
-        job: a merging format has folded its shards into the final files)."""
+        """Shards whose manifest and data both exist (of a ``complete`` job in a merging format,
+        every manifested shard: its data is in the final files)."""
         manifests = set(indices(self.loc.listdir(MANIFESTS), ".json"))
-        if complete:
+        if complete and not self.format.shards_are_output:
             return manifests
         data = indices(self.loc.listdir(shard_folder(self.format)), self.format.suffix)
         return manifests.intersection(data)
