@@ -126,7 +126,7 @@ def ray_floor(cores: int) -> tuple[float, float]:
     pool of ``cores`` importing actors)."""
     import ray.data
 
-    from imgfeat.engines.ray import connect
+    from imgfeat.engines.ray_cluster import connect
 
     def once(pool: bool) -> float:
         t0 = time.perf_counter()
@@ -175,23 +175,26 @@ def main() -> None:
         import ray
 
         import imgfeat.engines.ray as ray_engine
+        import imgfeat.engines.ray_cluster as ray_cluster
+        from imgfeat.engines import EngineSpec, register_engine
 
         assert not ray.is_initialized()
         log = _Records()
-        logging.getLogger(ray_engine.__name__).addHandler(log)
-        logging.getLogger(ray_engine.__name__).setLevel(logging.INFO)
+        logging.getLogger(ray_cluster.__name__).addHandler(log)
+        logging.getLogger(ray_cluster.__name__).setLevel(logging.INFO)
         first: list[float] = []
-        run_ray = ray_engine.run_ray
 
-        def noting_first(*a, **k):  # when the first shard comes back to the driver
-            for data in run_ray(*a, **k):
-                first.append(time.perf_counter())
-                yield data
+        class NotingFirst(ray_engine.RayEngine):
+            """The ray engine, noting when each shard comes back to the driver."""
 
-        ray_engine.run_ray = noting_first
+            def run(self, job, shards):
+                for data in super().run(job, shards):
+                    first.append(time.perf_counter())
+                    yield data
+
+        register_engine(EngineSpec("ray-noting", NotingFirst, ("ray_address",)))
         t0 = time.perf_counter()
-        total, _ = timed(extract, folder, tmp / "ray", engine="ray", **common)
-        ray_engine.run_ray = run_ray
+        total, _ = timed(extract, folder, tmp / "ray", engine="ray-noting", **common)
         t_init = log.seconds()
         X1, _, ids1, _ = load_features(tmp / "ray")
         assert ids1 == ids0
@@ -217,7 +220,7 @@ def main() -> None:
               + (f"from ~{fixed / room:,.0f} images" if room > 0 else "at no image count"))
         if args.ratio_only:
             return
-        warm_cluster = ray_engine.connect(num_cpus=cores)
+        warm_cluster = ray_cluster.connect(num_cpus=cores)
         warm_cluster.wait()
         print(f"ray.init alone (the warm cluster below): {warm_cluster.seconds:.1f} s")
         rates = {}

@@ -41,8 +41,15 @@ def test_s3_to_s3_with_ray_equals_local_folder(ray_cluster, s3, image_folder, re
 
 
 def test_actor_killed_once_mid_run(ray_cluster, image_folder, reference, tmp_path):
+    from imgfeat.engines import unregister_engine
+
+    from .ray_faults import register
+
     ray_cluster.fault_file.write_text("2")  # the actor that gets shard 2 dies, once
-    res = extract(image_folder, tmp_path / "o", **RUN, engine="ray")
+    try:
+        res = extract(image_folder, tmp_path / "o", **RUN, engine=register())
+    finally:
+        unregister_engine("ray-dying")
     assert not ray_cluster.fault_file.exists()
     assert ray_cluster.fault_file.with_name("kill-one-actor.claimed").exists()
     assert (res.ok, res.shards, res.shards_skipped) == (15, 4, 0)
@@ -90,7 +97,7 @@ def test_ray_options_need_the_ray_engine(image_folder, tmp_path):
 def test_unreachable_cluster_is_one_error_and_leaves_no_output(image_folder, tmp_path):
     """Ray retries a wrong address for minutes; we check it first (in a fresh process: this one
     is connected to the shared test cluster)."""
-    from imgfeat.engines.ray import unreachable
+    from imgfeat.engines.ray_cluster import unreachable
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -149,7 +156,7 @@ def test_small_clusters_run_one_thread_per_actor(ray_cluster, image_folder, refe
 def test_gpu_actors_on_a_cluster_without_gpus(image_folder, tmp_path, caplog):
     """A local cluster cannot grow: GPU actors it cannot place are one clear error (Ray would wait
     for them forever); a joined cluster may add GPU nodes, so it is a warning there."""
-    from imgfeat.engines.ray import check_gpus
+    from imgfeat.engines.ray_cluster import check_gpus
 
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "CUDA_VISIBLE_DEVICES")}
     env["CUDA_VISIBLE_DEVICES"] = ""  # no GPU for the local cluster, even on a GPU machine
@@ -165,6 +172,6 @@ def test_gpu_actors_on_a_cluster_without_gpus(image_folder, tmp_path, caplog):
                      "(a local cluster started here has the GPUs torch sees)"], done.stderr
     assert not out.exists()  # the run made the folder: nothing of it is left
     check_gpus({"CPU": 8, "GPU": 2}, 0.5, local=True)  # fits: nothing said
-    with caplog.at_level("WARNING", logger="imgfeat.engines.ray"):
+    with caplog.at_level("WARNING", logger="imgfeat.engines.ray_cluster"):
         check_gpus({"CPU": 8}, 1, local=False)
     assert "has 0 GPU(s) now; waiting for its autoscaler" in caplog.text

@@ -153,9 +153,9 @@ def test_crash_between_data_and_manifest_then_resume(s3, image_folder, tmp_path,
 @pytest.mark.parametrize("remote", [True, False])
 def test_exception_mid_serialisation_leaves_no_object(s3, image_folder, tmp_path, monkeypatch,
                                                       remote):
-    import imgfeat.store.formats as formats
+    import imgfeat.store.parquet as parquet
 
-    real = formats.pq.write_table
+    real = parquet.pq.write_table
 
     def half(table, where, **kw):
         if "vector" not in table.column_names:  # the listing, not a shard
@@ -164,10 +164,10 @@ def test_exception_mid_serialisation_leaves_no_object(s3, image_folder, tmp_path
         raise RuntimeError("disk full mid-serialisation")
 
     out = s3.prefix("half") if remote else str(tmp_path / "half")
-    monkeypatch.setattr(formats.pq, "write_table", half)
+    monkeypatch.setattr(parquet.pq, "write_table", half)
     with pytest.raises(RuntimeError, match="mid-serialisation"):
         extract(image_folder, out, **RUN, storage_options=s3.options if remote else None)
-    monkeypatch.setattr(formats.pq, "write_table", real)
+    monkeypatch.setattr(parquet.pq, "write_table", real)
     if remote:
         names = sorted(k.rsplit("/", 1)[-1] for k in s3.fs.find(out[5:]))
     else:
@@ -283,25 +283,26 @@ def test_npy_and_csv_merged_on_s3_whole_or_not_at_all(s3, image_folder, tmp_path
                                                       fmt):
     """The final merge of an npy/csv job on S3 is spooled to a local file and sent as one
     object: a merge that fails half-way leaves no final file, and a resume completes it."""
-    import imgfeat.store.formats as formats
+    from imgfeat.store import get_format
+    from imgfeat.store.npz import NpzShards
 
     extract(image_folder, tmp_path / "ref", **RUN)
     X0, y0, ids0, _ = load_features(tmp_path / "ref")
     out = s3.prefix(f"merge-{fmt}")
-    real, calls = formats.read_shard, []
+    real, calls = NpzShards.read_shard, []
 
-    def failing_mid_merge(raw, f):
+    def failing_mid_merge(self, raw):
         calls.append(1)
         if len(calls) == 6:  # 4 shards listed, then the second one being written out
             raise OSError("connection lost mid-merge")
-        return real(raw, f)
+        return real(self, raw)
 
-    monkeypatch.setattr(formats, "read_shard", failing_mid_merge)
+    monkeypatch.setattr(NpzShards, "read_shard", failing_mid_merge)
     with pytest.raises(StoreError, match="mid-merge.*--resume|mid-merge.*resume=True"):
         extract(image_folder, out, **RUN, format=fmt, storage_options=s3.options)
-    final = formats.FINAL_FILES[fmt][0]
+    final = get_format(fmt).merged_files[0]
     assert not s3.fs.exists(f"{out[5:]}/{final}")
-    monkeypatch.setattr(formats, "read_shard", real)
+    monkeypatch.setattr(NpzShards, "read_shard", real)
     res = extract(image_folder, out, **RUN, format=fmt, storage_options=s3.options, resume=True)
     assert (res.ok, res.shards_skipped) == (15, 4)
     X, y, ids, meta = load_features(out, storage_options=s3.options)

@@ -14,11 +14,11 @@ from typing import get_args, get_origin, get_type_hints
 
 from .errors import ConfigError
 from .precision import PRECISIONS
+from .store.format import check_format
 from .usage import arg
 
 RESIZE_MODES = ("crop", "squash")
 OUTPUT_STRIDES = (8, 16, 32)
-FORMATS = ("parquet", "npy", "csv")
 
 
 def default_threads() -> int:
@@ -201,8 +201,7 @@ class ExtractConfig:
     shard_size: int = 1000
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise ConfigError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
+        check_format(self.format)
 
     def to_dict(self) -> dict:
         return asdict(self)

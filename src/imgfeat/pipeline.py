@@ -28,7 +28,7 @@ from .sources import Item, Source
 from .storage import StorageUnavailableError
 
 __all__ = ["DecodedBatch", "Extractor", "Shard", "ShardData", "ShardUnavailable", "collate",
-           "decode_batches", "decode_item", "make_shards", "run_shard", "try_shard"]
+           "create_parts", "decode_batches", "decode_item", "make_shards", "run_shard", "try_shard"]
 
 
 def decode_item(source: Source, item: Item, preprocess: Preprocess,
@@ -64,16 +64,24 @@ def decode_batches(source: Source, shard: Shard, preprocess: Preprocess, batch_s
         yield collate(shard.index, positions, decoded)
 
 
-class Extractor:
-    """A backbone of any kind, its preprocessing and a pooling: uint8 batches in, vectors out."""
+def create_parts(cfg: ModelConfig) -> tuple:
+    """The pooling and the backbone (its weights loaded, never run) that ``cfg`` names: enough
+    to know the weights an output records, without an :class:`Extractor`'s probe."""
+    pooling = create_pooling(cfg.pool, **dict(cfg.pool_args))
+    return pooling, create_backbone(cfg, multi_stage=bool(getattr(pooling, "multi_layer", False)))
 
-    def __init__(self, cfg: ModelConfig, device: str = "cpu", channels_last: bool = True):
+
+class Extractor:
+    """A backbone of any kind, its preprocessing and a pooling: uint8 batches in, vectors out.
+    ``parts``: from :func:`create_parts` when the caller made them already."""
+
+    def __init__(self, cfg: ModelConfig, device: str = "cpu", channels_last: bool = True,
+                 parts: tuple | None = None):
         self.cfg = cfg
         self.device = torch.device(device)
-        self.pooling = create_pooling(cfg.pool, **dict(cfg.pool_args))
+        self.pooling, backbone = parts or create_parts(cfg)
         self.multi_layer = bool(getattr(self.pooling, "multi_layer", False))
         self.precision = resolve_precision(cfg.precision, self.device.type)
-        backbone = create_backbone(cfg, multi_stage=self.multi_layer)
         self.weights = backbone.weights
         self.output_stride = backbone.output_stride
         self.arch = backbone.architecture

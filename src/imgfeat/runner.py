@@ -15,9 +15,9 @@ from tqdm import tqdm
 from .config import ExtractConfig, ModelConfig, RunConfig, config_digest, options_doc, pick_model_options
 from .decode import MAX_PIXELS
 from .device import check_device
-from .engines import ENGINES, run_local
+from .engines import EngineJob, create_engine
 from .errors import ConfigError, ImgfeatWarning, ItemsFailedError
-from .pipeline import Extractor, ShardUnavailable, make_shards
+from .pipeline import Extractor, ShardUnavailable, create_parts, make_shards
 from .precision import resolve_precision, slow_precision
 from .sources import Source, open_source
 from .storage import StorageUnavailableError, join
@@ -82,20 +82,15 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
     """
     t0 = time.perf_counter()
     mcfg = ModelConfig.from_options(**pick_model_options(locals()))  # checks every model option
-    if engine not in ENGINES:
-        raise ConfigError(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
     for name, value, least in (("batch_size", batch_size, 1), ("threads", threads, 1),
                                ("num_workers", num_workers, 0), ("shard_size", shard_size, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or value < least):
             raise ConfigError(f"{arg(name, value)}: must be a whole number, at least {least}")
-    if gpus_per_worker < 0:
-        raise ConfigError(f"{arg('gpus_per_worker', gpus_per_worker)}: must be 0 or more")
-    if engine != "ray" and (gpus_per_worker or ray_max_actors):
-        raise ConfigError("--gpus-per-worker and --ray-max-actors apply to --engine ray only")
-    if engine == "ray" and device != "cpu":
-        raise ConfigError("with --engine ray the driver runs on cpu; use --gpus-per-worker N "
-                          "to run the Ray actors on GPUs")
+    # the engine checks its own options (and refuses another engine's)
+    eng = create_engine(engine, {"ray_address": ray_address, "gpus_per_worker": gpus_per_worker,
+                                 "ray_max_actors": ray_max_actors},
+                        device=device, threads=threads)
     device = check_device(device)
     precision = resolve_precision(precision, device)
     if (why := slow_precision(precision, device)) is not None:
@@ -104,11 +99,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
     run = RunConfig(batch_size=batch_size or default_batch_size(device), num_workers=num_workers,
                     threads=threads, device=device,
                     progress=sys.stderr.isatty() if progress is None else progress)
-    cluster = None
-    if engine == "ray":  # a local cluster starts while we list the source and build the network
-        from .engines.ray import connect
-
-        cluster = connect(ray_address)
+    eng.start()  # a cluster starts while we list the source and build the network
     old_threads = torch.get_num_threads()
     lock = None
     try:
@@ -121,7 +112,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                 raise ItemsFailedError(f"{bad.id}: {bad.error} (strict)")
         n_threads, workers = run.resolved_threads_workers()
         torch.set_num_threads(n_threads)
-        extractor = Extractor(mcfg, device=device)
+        parts = create_parts(mcfg)  # the weights, for the hash; the network is not run yet
         store = JobStore(output, format, storage_options)
         lock = OutputLock(store.loc)  # one writer per folder; before --overwrite removes anything
         lock.acquire()
@@ -129,29 +120,22 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
             src.items = store.check_listing(src.items, keep_listing)
         cfg = ExtractConfig(source=src.describe(), model=mcfg, format=format,
                             shard_size=shard_size)
-        hashed = {**cfg.to_dict(), "weights": extractor.weights.to_dict()}
+        hashed = {**cfg.to_dict(), "weights": parts[1].weights.to_dict()}
+        shards = make_shards(src.items, shard_size)
+        if store.resuming and store.finished(hashed, config_digest(hashed), len(shards)):
+            return _result(store, shards, len(shards), t0, store.dim(), len(src.items),
+                           precision)  # a finished job, in any format: nothing to do
+        extractor = Extractor(mcfg, device=device, parts=parts)
         with writing(store.out):
             done = store.begin(hashed, config_digest(hashed), extractor.metadata(), src.items)
-        shards = make_shards(src.items, shard_size)
         pending = [s for s in shards if s.index not in done]
         reused = sum(len(s.items) for s in shards if s.index in done)
-        if not pending and store.is_complete():
-            return _result(store, shards, len(shards), t0, extractor.dim, reused, precision)
         bar = tqdm(total=sum(len(s.items) for s in pending), unit="img", disable=not run.progress,
                    desc="extract", dynamic_ncols=True, smoothing=0.1)
         written = 0
         try:
-            if engine == "ray":
-                from .engines.ray import run_ray
-
-                results = run_ray(extractor, src, pending, batch_size=run.batch_size,
-                                  max_pixels=max_pixels, cluster=cluster,
-                                  gpus_per_actor=gpus_per_worker, max_actors=ray_max_actors,
-                                  threads_per_actor=threads,
-                                  on_batch=bar.update)
-            else:
-                results = run_local(extractor, src, pending, batch_size=run.batch_size,
-                                    workers=workers, max_pixels=max_pixels, on_batch=bar.update)
+            results = eng.run(EngineJob(extractor, src, run.batch_size, max_pixels,
+                                        workers=workers, on_batch=bar.update), pending)
             unavailable: list[str] = []
             for data in results:
                 if isinstance(data, ShardUnavailable):
@@ -185,8 +169,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         if lock is not None:
             lock.release()
         torch.set_num_threads(old_threads)
-        if cluster is not None:
-            cluster.close()
+        eng.close()
 
 
 if extract.__doc__:  # the model options' help, from their one definition

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import FORMATS
+from ..engines import engine_names
+from ..store.format import format_names
 from .options import add_model_arguments, add_source_arguments, model_kwargs
 
 
@@ -19,7 +20,7 @@ def add_parsers(sub) -> None:
                    help="refuse larger images per item (default: Pillow's limit)")
     add_model_arguments(p.add_argument_group("model"))
     g = p.add_argument_group("output and run")
-    g.add_argument("--format", choices=FORMATS, default="parquet",
+    g.add_argument("--format", choices=format_names(), default="parquet",
                    help="parquet (a dataset pandas, polars, duckdb and pyarrow read), npy, or "
                         "csv (the Orange format: Class,n0,n1,…)")
     g.add_argument("--shard-size", type=int, default=1000, help="images per shard")
@@ -33,7 +34,7 @@ def add_parsers(sub) -> None:
                    help="torch threads (default: cores - default workers; 1 on cuda/mps; "
                         "--engine ray: per actor, 1 on clusters of up to 4 CPUs, else 4)")
     g.add_argument("--device", default="cpu", help="cpu, cuda or mps")
-    g.add_argument("--engine", choices=("local", "ray"), default="local",
+    g.add_argument("--engine", choices=engine_names(), default="local",
                    help="local: this machine; ray: a Ray cluster (the ray extra)")
     g.add_argument("--ray-address", help="Ray cluster address, or 'auto' for the cluster of "
                    "this node (default: start a local one)")

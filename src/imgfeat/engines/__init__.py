@@ -1,7 +1,15 @@
-"""Engines run shards: ``local`` (in-process, decode workers) and ``ray`` (Ray Data)."""
+"""Engines run shards: ``local`` (in-process, decode workers) and ``ray`` (Ray Data), behind
+one :class:`Engine` protocol and a name registry that imports no engine (:mod:`.engine`)."""
 
-from .local import run_local
+from .engine import (
+    Engine,
+    EngineJob,
+    EngineSpec,
+    create_engine,
+    engine_names,
+    register_engine,
+    unregister_engine,
+)
 
-ENGINES = ("local", "ray")
-
-__all__ = ["ENGINES", "run_local"]
+__all__ = ["Engine", "EngineJob", "EngineSpec", "create_engine", "engine_names",
+           "register_engine", "unregister_engine"]

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..decode import MAX_PIXELS
 from ..pipeline import (
     DecodedBatch,
-    Extractor,
     Shard,
     ShardData,
     ShardUnavailable,
@@ -23,6 +21,7 @@ from ..pipeline import (
 from ..preprocess import Preprocess
 from ..sources import Source
 from ..storage import StorageUnavailableError
+from .engine import EngineJob
 
 
 class _DecodeDataset(Dataset):
@@ -67,32 +66,44 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def run_local(extractor: Extractor, source: Source, shards: list[Shard], *, batch_size: int,
-              workers: int, max_pixels: int = MAX_PIXELS,
-              on_batch: Callable[[int], None] | None = None
-              ) -> Iterator[ShardData | ShardUnavailable]:
-    """Yield the finished data of each shard, in order (or the shard marked unavailable when
-    storage stayed unavailable while reading it)."""
-    if not shards:
-        return
-    by_index = {s.index: s for s in shards}
+class LocalEngine:
+    """This machine: items decoded in ``workers`` processes (or, with none, in this one between
+    batches), the network in this process. Shards come back in order."""
 
-    def counted(batches: Iterable[DecodedBatch]) -> Iterator[DecodedBatch]:
-        for b in batches:
-            yield b
-            if on_batch:
-                on_batch(len(b.positions))
+    name = "local"
 
-    if workers == 0:
-        for shard in shards:
-            yield try_shard(extractor, shard, counted(
-                decode_batches(source, shard, extractor.preprocess, batch_size, max_pixels)))
-        return
-    loader = DataLoader(
-        _DecodeDataset(source, shards, extractor.preprocess, max_pixels),
-        batch_sampler=_batch_indices(shards, batch_size), num_workers=workers,
-        collate_fn=_collate, worker_init_fn=_worker_init, prefetch_factor=4,
-        persistent_workers=False, multiprocessing_context="fork",
-    )
-    for index, batches in itertools.groupby(loader, key=lambda b: b.shard):
-        yield try_shard(extractor, by_index[index], counted(batches))
+    def __init__(self, device: str = "cpu", threads: int | None = None):
+        self.device, self.threads = device, threads
+
+    def start(self) -> None:
+        """Nothing to acquire: worker processes live for one :meth:`run`."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def run(self, job: EngineJob, shards: list[Shard]) -> Iterator[ShardData | ShardUnavailable]:
+        """Yield the finished data of each shard, in order (or the shard marked unavailable when
+        storage stayed unavailable while reading it)."""
+        if not shards:
+            return
+        extractor, source = job.extractor, job.source
+        by_index = {s.index: s for s in shards}
+
+        def counted(batches: Iterable[DecodedBatch]) -> Iterator[DecodedBatch]:
+            for b in batches:
+                yield b
+                job.progress(len(b.positions))
+
+        if job.workers == 0:
+            for shard in shards:
+                yield try_shard(extractor, shard, counted(decode_batches(
+                    source, shard, extractor.preprocess, job.batch_size, job.max_pixels)))
+            return
+        loader = DataLoader(
+            _DecodeDataset(source, shards, extractor.preprocess, job.max_pixels),
+            batch_sampler=_batch_indices(shards, job.batch_size), num_workers=job.workers,
+            collate_fn=_collate, worker_init_fn=_worker_init, prefetch_factor=4,
+            persistent_workers=False, multiprocessing_context="fork",
+        )
+        for index, batches in itertools.groupby(loader, key=lambda b: b.shard):
+            yield try_shard(extractor, by_index[index], counted(batches))
