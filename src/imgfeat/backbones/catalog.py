@@ -6,10 +6,11 @@ import fnmatch
 
 from ..config import ModelConfig
 from ..pooling import create_pooling
+from ..pooling.radam import select_stages
 from .weights import PACKAGED, packaged_file
 
-INFO_POOLS = ("avg", "max", "avgmax", "catavgmax", "gem", "none")
-MULTI_STAGE_POOLS = ("radam", "spectral")
+INFO_POOLS = ("avg", "max", "avgmax", "catavgmax", "gem", "meanstd", "none")
+MULTI_STAGE_POOLS = ("radam", "spectral", "vortex", "bilinear")
 
 
 def packaged_installed(arch: str) -> bool:
@@ -73,7 +74,8 @@ def model_info(name: str, img_size: int | None = None, output_stride: int | None
         for pool in MULTI_STAGE_POOLS:
             p = create_pooling(pool)
             with torch.inference_mode():
-                sizes["all"][pool] = int(p.pool_maps([maps[t.name] for t in stages]).shape[1])
+                own = [stages[i] for i in select_stages(len(stages), p.stages)]
+                sizes["all"][pool] = int(p.pool_maps([maps[t.name] for t in own]).shape[1])
     kind, location = parse_model_name(name)
     return {
         "model": name, "kind": kind, "architecture": backbone.architecture,
