@@ -1,7 +1,8 @@
 """The texture poolings against their baselines on the real USPtex set, with the packaged
 EfficientNet-Lite0 weights: GAP of the last stage, GAP of all stages concatenated, RADAM (m = 4)
 and its "spectral" variant, mean+std per channel (last stage, all stages), bilinear (B-CNN)
-and covariance pooling of the last stage (64 random channels), and VORTEX over the stages
+and covariance pooling of the last stage (64 random channels, stride 32: the map GAP-last
+pools), and VORTEX over the stages
 (RADAM's aggregation, its 16 encoders with bias 1); each under 10 × stratified 10-fold CV and
 a few-shot protocol (2 training images per class, 10 repetitions), with 1-NN, LDA and a linear
 SVM. Prints one table (accuracy %, mean ± std).
@@ -37,8 +38,10 @@ CONFIGS = {  # name -> extract() options
     "spectral": {"pool": "spectral"},
     "mean+std-last": {"layers": "-1", "pool": "meanstd"},
     "mean+std-all": {"layers": "all", "pool": "meanstd"},
-    "bilinear": {"pool": "bilinear"},
-    "covariance": {"pool": "bilinear", "pool_args": {"statistic": "covariance"}},
+    # the last stage at the network's own stride, the map GAP-last and mean+std-last pool
+    "bilinear": {"pool": "bilinear", "output_stride": 32},
+    "covariance": {"pool": "bilinear", "pool_args": {"statistic": "covariance"},
+                   "output_stride": 32},
     "VORTEX": {"pool": "vortex"},
 }
 CLASSIFIERS = ("knn", "lda", "svm")
