@@ -32,8 +32,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--classifier", nargs="+", default=["knn", "lda", "svm"], choices=CLASSIFIERS,
                    metavar="NAME", help=f"one or more of {', '.join(CLASSIFIERS)}")
     p.add_argument("--protocol", choices=PROTOCOLS,
-                   help="default: the dataset's own (kfold; official for dtd, outex, gtos and gtos-mobile; "
-                        "groups for kth-tips2-b)")
+                   help="default: the dataset's own (kfold; official for dtd, outex, gtos and "
+                        "gtos-mobile; groups for kth-tips2-b)")
     p.add_argument("--folds", type=int, default=10, help="folds of kfold")
     p.add_argument("--repeats", type=int, default=10, help="repetitions of kfold and fewshot")
     p.add_argument("--shots", type=int, default=2, help="training images per class (fewshot)")
