@@ -42,6 +42,8 @@ CONFIGS = {  # name -> extract() options
     "bilinear": {"pool": "bilinear", "output_stride": 32},
     "covariance": {"pool": "bilinear", "pool_args": {"statistic": "covariance"},
                    "output_stride": 32},
+    "bilinear-os8": {"pool": "bilinear"},  # the pooling's own default: stride 8 (28×28)
+    "covariance-os8": {"pool": "bilinear", "pool_args": {"statistic": "covariance"}},
     "VORTEX": {"pool": "vortex"},
 }
 CLASSIFIERS = ("knn", "lda", "svm")
