@@ -6,6 +6,7 @@ import fnmatch
 
 from ..config import ModelConfig
 from ..pooling import create_pooling, list_poolings
+from ..pooling.radam import select_stages
 from .weights import PACKAGED, packaged_file
 
 
@@ -68,10 +69,10 @@ def model_info(name: str, img_size: int | None = None, output_stride: int | None
                          for p in poolings if not getattr(p, "multi_layer", False)}
     if stages:
         for p in poolings:
-            if getattr(p, "multi_layer", False):
+            if getattr(p, "multi_layer", False):  # the pooling's own stages (all, last, …)
+                own = [stages[i] for i in select_stages(len(stages), getattr(p, "stages", "all"))]
                 with torch.inference_mode():
-                    sizes["all"][p.name] = int(
-                        p.pool_maps([maps[t.name] for t in stages]).shape[1])
+                    sizes["all"][p.name] = int(p.pool_maps([maps[t.name] for t in own]).shape[1])
     kind, location = parse_model_name(name)
     return {
         "model": name, "kind": kind, "architecture": backbone.architecture,

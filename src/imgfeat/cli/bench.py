@@ -31,8 +31,8 @@ def add_parsers(sub) -> None:
                    metavar="NAME", help="one or more of %(choices)s")
     p.add_argument("--protocol", choices=LazyChoices("imgfeat.evaluate.protocols", "PROTOCOLS"),
                    metavar="NAME", help="one of %(choices)s (default: the dataset's own: "
-                                        "kfold; official for dtd and outex; groups for "
-                                        "kth-tips2-b)")
+                                        "kfold; official for dtd, outex, gtos and gtos-mobile; "
+                                        "groups for kth-tips2-b)")
     p.add_argument("--folds", type=int, default=10, help="folds of kfold")
     p.add_argument("--repeats", type=int, default=10, help="repetitions of kfold and fewshot")
     p.add_argument("--shots", type=int, default=2, help="training images per class (fewshot)")

@@ -79,8 +79,9 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"{'layers':<8}" + "".join(f"{p:>10}" for p in pools))
     for choice, sizes in info["vector_sizes"].items():
         print(f"{choice:<8}" + "".join(f"{sizes.get(p, '-'):>10}" for p in pools))
-    print("(pooled is the network's own pooled vector: only --pool avg applies; radam and "
-          "spectral pool the stages they select, all by default)")
+    print("(pooled is the network's own pooled vector: only --pool avg applies; radam, "
+          "spectral, vortex and bilinear pool the stages they select: all by default, the "
+          "last for bilinear)")
     return 0
 
 
