@@ -70,9 +70,6 @@ class BilinearPool(Pooling):
             raise ValueError(f"stages must be one of {', '.join(STAGE_SELECTIONS)}")
         self._projections: dict = {}
 
-    def get_params(self) -> dict:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
     def out_features(self, channels: int, height: int, width: int) -> int:
         k = min(self.k, channels)
         return k * (k + 1) // 2
