@@ -77,7 +77,8 @@ def stage_means(net: FlimNetwork, x: torch.Tensor, batch: int = 128) -> np.ndarr
     with torch.no_grad():
         for s in range(0, len(x), batch):
             got: list[torch.Tensor] = []
-            hooks = [m.register_forward_hook(lambda _m, _i, o: got.append(o.mean((2, 3)))) for m in keep]
+            hooks = [m.register_forward_hook(lambda _m, _i, o, got=got: got.append(o.mean((2, 3))))
+                     for m in keep]
             net.forward_features(x[s: s + batch])
             for h in hooks:
                 h.remove()
@@ -95,7 +96,15 @@ def main() -> None:
     ap.add_argument("--strokes", type=int, default=3)
     ap.add_argument("--random", action="store_true", help="also the random baseline of each variant")
     ap.add_argument("--no-svm", action="store_true")
+    ap.add_argument("--time-cache", action="store_true",
+                    help="only time learning with and without the per-layer map cache")
+    ap.add_argument("--no-constant-fix", action="store_true",
+                    help="m-norm divides constant channels by their ~0 std (as before #21)")
     args = ap.parse_args()
+    if args.no_constant_fix:
+        import imgfeat.flim.learn as learn_module
+
+        learn_module.CONSTANT_STD = -1.0
     src = open_source(args.data, label_pattern=r"(\d+)C\d+")
     classes = sorted({it.label for it in src.items}, key=int)
     tune = set(classes[0::2])
@@ -118,6 +127,18 @@ def main() -> None:
     marked = [x[stem[f.stem]] for f in files]
     print(f"tuning half: {len(items)} images, {len(tune)} classes, {'grey' if args.grey else 'colour'}; "
           f"{len(files)} marked images, {sum(len(m) for m in marks)} marker pixels, seed {args.seed}")
+    if args.time_cache:
+        nets = {}
+        for cached in (False, True, False, True):
+            net = FlimNetwork(parse_architecture(arch(**VARIANTS[args.variants[0]])), (128, 128), "lab")
+            t0 = time.perf_counter()
+            rep = learn_filters(net, marked, marks, seed=args.seed, cache_maps=cached)
+            layers = ", ".join(f"{r.name.split('.')[-1]} {r.seconds:.2f}" for r in rep.layers)
+            print(f"cache_maps={cached}: learned in {time.perf_counter() - t0:.2f} s ({layers})", flush=True)
+            nets[cached] = net.state_dict()
+        same = all(torch.allclose(nets[True][k], nets[False][k], atol=1e-6) for k in nets[True])
+        print(f"identical filters and statistics: {same}")
+        return
     rows = []
     for v in args.variants:
         for rnd in ((False, True) if args.random else (False,)):

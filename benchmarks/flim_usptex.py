@@ -115,14 +115,14 @@ def main() -> None:
           f"architecture {args.arch}; marker seeds {args.seeds}; {imgfeat.__name__} CLI in-process; "
           f"LDA / linear SVM, 10-fold CV, standardised features", flush=True)
     runs = []
-    for (half, grey), (folder, n_classes) in folders.items():
+    for (half, grey), (folder, _) in folders.items():
         for random in (False, True):
             for seed in args.seeds:
                 work = root / "runs" / f"{half}-{'grey' if grey else 'colour'}"
                 work.mkdir(parents=True, exist_ok=True)
                 r = one_run(folder, work, args.arch, seed, random, args.markers_args.split())
-                r.update(half=half, colour="grey" if grey else "colour", filters="random" if random else "learned",
-                         seed=seed)
+                r.update(half=half, colour="grey" if grey else "colour", seed=seed,
+                         filters="random" if random else "learned")
                 runs.append(r)
                 print(f"  {half:8s} {r['colour']:6s} {r['filters']:7s} seed {seed}: LDA {r['lda']:.2f}  "
                       f"SVM {r['svm']:.2f}  learn {r['learn_s']:.1f} s  extract {r['images_s']:.0f} img/s",

@@ -14,7 +14,13 @@ from PIL import Image
 from imgfeat.cli import main
 from imgfeat.flim.architecture import load_architecture, shipped_architecture
 from imgfeat.flim.learn import _zca, learn_filters
-from imgfeat.flim.markers import MarkerError, Markers, markers_from_image_label, read_marker_set, write_markers
+from imgfeat.flim.markers import (
+    MarkerError,
+    Markers,
+    markers_from_image_label,
+    read_marker_set,
+    write_markers,
+)
 from imgfeat.flim.network import FlimNetwork, load_model
 from imgfeat.flim.sidecar import SIDECAR_NAME, read_sidecar_base, write_sidecar
 from imgfeat.flim.train import train_flim
@@ -40,7 +46,8 @@ CHAIN = {"features": {"layers": {
 def _data(n=5, size=(40, 36)):
     gen = torch.Generator().manual_seed(1)
     imgs = [torch.rand(3, *size, generator=gen) for _ in range(n)]
-    marks = [markers_from_image_label(size[1], size[0], i % 2, strokes=3, length=12, seed=i) for i in range(n)]
+    marks = [markers_from_image_label(size[1], size[0], i % 2, strokes=3, length=12, seed=i)
+             for i in range(n)]
     return imgs, marks
 
 
