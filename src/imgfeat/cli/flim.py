@@ -61,7 +61,8 @@ def add_parsers(sub) -> None:
                                     "images per class (from class labels), or strokes inside the "
                                     "regions of label masks (--masks).")
     _data_args(m)
-    m.add_argument("-o", "--output", required=True, help="folder for the marker files")
+    m.add_argument("-o", "--output", required=True,
+                   help="folder for the marker files (and flim-markers.json, saying their label base)")
     m.add_argument("--masks", help="folder of <image stem>.png label masks (one value per class)")
     m.add_argument("--ignore", type=int, nargs="*", default=None, help="mask values that get no markers")
     m.add_argument("--images-per-class", type=int, default=2, help="images marked per class (labels)")
