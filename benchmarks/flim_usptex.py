@@ -1,143 +1,145 @@
-"""FLIM on the real USPtex set: filters learned from automatic markers vs the same network with
-random filters (same seed), linear SVM and LDA under stratified 10-fold CV, plus the learning
-time and the extraction speed.
+"""FLIM on USPtex, validated on classes it was not tuned on: learned filters vs the same network
+with random filters, run through the command line exactly as a user runs it.
 
-Markers come from the class labels: ``--strokes`` short strokes in ``--images-per-class`` images
-of every class (no one drew). Features: the global average of every stage, concatenated. Both
-networks get marker-measured normalisation; only the kernels differ.
+Split (fixed rule): USPtex's 191 classes sorted by number; even positions (0, 2, …) are the
+TUNING half (96 classes, 1,152 images: every recipe choice was made on it), odd positions the
+HELD-OUT half (95 classes, 1,140 images: reported, never tuned on). Each half is run in colour
+and in grey (the images converted to L and saved as grey PNGs), for ``--seeds`` seeds of the
+automatic markers. Per run, in-process through ``imgfeat.cli.main`` (the console script's own
+entry; no subprocess start-up in the timings):
 
-    flock /tmp/imgfeat-bench.lock python benchmarks/flim_usptex.py [--quick] [--data DIR]
+    imgfeat flim markers HALF --label-pattern '(\\d+)C\\d+' -o MARKERS --seed S
+    imgfeat flim train HALF --label-pattern … --markers MARKERS --arch texture -o M.safetensors --seed S
+        [--random-filters]
+    imgfeat extract HALF --label-pattern … --model flim:M.safetensors --layers all --pool avg -o OUT
+
+then LDA and a linear SVM under stratified 10-fold CV on the standardised features
+(``imgfeat.classify``). Printed: mean ± std over seeds per half, colour, filters and classifier,
+with the learning time (``flim train``'s own report) and the extraction speed (images/s of
+``extract``, decode and writing included).
+
+    flock /tmp/imgfeat-bench.lock python benchmarks/flim_usptex.py [--seeds 0 1 2] [--halves held-out]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
+from PIL import Image
 
 import imgfeat
-from imgfeat.backbones.weights import WeightsInfo
-from imgfeat.flim.architecture import parse_architecture
-from imgfeat.flim.automark import markers_from_labels
-from imgfeat.flim.backbone import FlimBackbone
-from imgfeat.flim.data import natural_size, read_images
-from imgfeat.flim.learn import learn_filters
-from imgfeat.flim.markers import read_marker_set
-from imgfeat.flim.network import FlimNetwork, load_model, save_model
-from imgfeat.sources.benchmarks import open_benchmark
+from imgfeat.cli import main as cli
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "usptex"
+DEFAULT_DATA = next((p / "shared" / "data" / "usptex" for p in Path(__file__).resolve().parents
+                     if (p / "shared" / "data" / "usptex").is_dir()), Path("usptex"))
+PATTERN = r"(\d+)C\d+"
 
 
-def architecture(widths: list[int], kernels_per_marker: int, reduce: str = "auto") -> dict:
-    """m-norm → conv 3×3 → ReLU → max-pool 3/2, once per width. The marker kernels are reduced
-    to ``out_channels`` by cosine k-means, or with ``reduce="auto"`` by PCA where the kernel has
-    at least that many weights (as the original does; not the first layer: 3×3×3 = 27 < 32).
-    Patches are centred per channel before k-means, so kernels see texture, not stroke colour."""
-    layers: dict = {}
-    channels = 3
-    for i, w in enumerate(widths, start=1):
-        layers[f"m-norm{i}"] = {"operation": "m_norm2d"}
-        layers[f"conv{i}"] = {"operation": "conv2d", "params": {
-            "kernel_size": 3, "padding": 1, "number_of_kernels_per_marker": kernels_per_marker,
-            "out_channels": w, "reduce": "pca" if reduce == "auto" and w <= 9 * channels else "kmeans",
-            "center_patches": True,
-            "activation": {"operation": "relu"},
-            "pool": {"operation": "max_pool2d", "params": {"kernel_size": 3, "stride": 2, "padding": 1}}}}
-        channels = w
-    return {"features": {"type": "sequential", "layers": layers}}
+def half_folders(data: Path, root: Path, halves: list[str], greys: list[bool]) -> dict:
+    """The halves as folders a user would point the CLI at (links to the originals, or grey PNGs)."""
+    files = sorted(data.glob("*.png"))
+    classes = sorted({re.match(PATTERN, f.name).group(1) for f in files}, key=int)
+    parts = {"tuning": set(classes[0::2]), "held-out": set(classes[1::2])}
+    out = {}
+    for half in halves:
+        for grey in greys:
+            folder = root / f"{half}-{'grey' if grey else 'colour'}"
+            folder.mkdir(parents=True)
+            for f in files:
+                if re.match(PATTERN, f.name).group(1) not in parts[half]:
+                    continue
+                if grey:
+                    with Image.open(f) as im:
+                        im.convert("L").save(folder / f.name)
+                else:
+                    (folder / f.name).symlink_to(f)
+            out[(half, grey)] = (folder, len(parts[half]))
+    return out
 
 
-def features(net: FlimNetwork, images: torch.Tensor, batch: int) -> tuple[np.ndarray, float]:
-    """Concatenated stage averages of every image, and the forward throughput (images/s)."""
-    bb = FlimBackbone(net, WeightsInfo("random", "benchmark")).select("all").eval()
-    out = []
+def run_cli(argv: list[str]) -> str:
+    """One command as the console script runs it; its stdout (raises on a non-zero exit)."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = cli([str(a) for a in argv])
+    if rc != 0:
+        raise SystemExit(f"imgfeat {' '.join(map(str, argv))} failed ({rc}):\n{buf.getvalue()}")
+    return buf.getvalue()
+
+
+def one_run(folder: Path, work: Path, arch: str, seed: int, random: bool, markers_args: list[str]) -> dict:
+    tag = f"{'random' if random else 'learned'}-s{seed}"
+    markers = work / f"markers-s{seed}"
+    if not markers.is_dir():
+        run_cli(["flim", "markers", folder, "--label-pattern", PATTERN, "-o", markers, "--seed", seed,
+                 *markers_args])
+    model = work / f"{tag}.safetensors"
+    text = run_cli(["flim", "train", folder, "--label-pattern", PATTERN, "--markers", markers,
+                    "--arch", arch, "-o", model, "--seed", seed, "-q"]
+                   + (["--random-filters"] if random else []))
+    learn_s = float(re.search(r"in ([\d.]+) s", text.splitlines()[-1]).group(1))
+    out = work / f"{tag}-features"
     t0 = time.perf_counter()
-    with torch.no_grad():
-        for s in range(0, len(images), batch):
-            maps = bb(images[s: s + batch])
-            out.append(torch.cat([m.mean(dim=(2, 3)) for m in maps.values()], 1))
+    run_cli(["extract", folder, "--label-pattern", PATTERN, "--model", f"flim:{model}", "--layers", "all",
+             "--pool", "avg", "-o", out, "--format", "npy", "-q"])
     secs = time.perf_counter() - t0
-    return torch.cat(out).numpy(), len(images) / secs
+    X, y, _, _ = imgfeat.load_features(out)
+    rep = imgfeat.classify(X, y, classifiers=("lda", "svm"), protocol="kfold", folds=10, seed=0,
+                           standardize=True, n_jobs=2)
+    return {"learn_s": learn_s, "images_s": len(X) / secs, "dim": int(X.shape[1]),
+            **{r.name: 100 * r.summary()["accuracy"] for r in rep.results}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
-    ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128], help="out_channels per layer")
-    ap.add_argument("--kernels-per-marker", type=int, default=4)
-    ap.add_argument("--images-per-class", type=int, default=2)
-    ap.add_argument("--strokes", type=int, default=3)
-    ap.add_argument("--reduce", choices=("kmeans", "auto"), default="auto",
-                    help="kernels -> out_channels: cosine k-means, or PCA where the kernel is large enough")
-    ap.add_argument("--color", default="lab")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeats", type=int, default=1, help="repetitions of the 10-fold CV")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--quick", action="store_true", help="12 classes, 1 layer pair: a smoke run")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="marker seeds")
+    ap.add_argument("--halves", nargs="+", choices=("tuning", "held-out"), default=["tuning", "held-out"])
+    ap.add_argument("--colours", nargs="+", choices=("colour", "grey"), default=["colour", "grey"])
+    ap.add_argument("--arch", default="texture", help="architecture: a shipped name or a JSON file")
+    ap.add_argument("--markers-args", default="", help="extra options of 'flim markers' (one string)")
+    ap.add_argument("--json", help="write every run's figures here")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-
-    src = open_benchmark("usptex", args.data)
-    items = src.items
-    if args.quick:
-        keep = sorted(set(src.labels), key=int)[:12]
-        items = [it for it in items if it.label in keep]
-        args.widths = args.widths[:2]
-    classes = sorted({it.label for it in items}, key=int)
-    y = np.array([it.label for it in items])
-    t0 = time.perf_counter()
-    images = torch.stack(read_images(src, items, natural_size(src, items[0])))
-    t_decode = time.perf_counter() - t0
-    size = tuple(images.shape[-2:])
-
-    tmp = Path(tempfile.mkdtemp(prefix="flim-usptex-"))
-    files = markers_from_labels(items, tmp / "markers", images_per_class=args.images_per_class,
-                                strokes=args.strokes, label_base=1, seed=args.seed)
-    marks, _ = read_marker_set(files, label_base=1)
-    by_stem = {Path(it.path).stem: i for i, it in enumerate(items)}
-    marked = [by_stem[f.stem] for f in files]
-    arch_spec = architecture(args.widths, args.kernels_per_marker, args.reduce)
-    arch = parse_architecture(arch_spec)
-    print(f"USPtex: {len(items)} images, {len(classes)} classes, {size[0]}x{size[1]} px; markers: "
-          f"{args.strokes} strokes in {args.images_per_class} images per class = {len(files)} images, "
-          f"{sum(len(m) for m in marks)} pixels")
-    convs = [v["params"] for k, v in arch_spec["features"]["layers"].items() if k.startswith("conv")]
-    blocks = " -> ".join(f"[m-norm, conv3x3x{p['out_channels']} ({p['reduce']}), relu, maxpool3/2]"
-                         for p in convs)
-    print(f"network ({args.color}): {blocks}, {args.kernels_per_marker} kernels per marker")
-
-    results = {}
-    for name, random_kernels in (("FLIM", False), ("random", True)):
-        net = FlimNetwork(arch, size, args.color)
-        t1 = time.perf_counter()
-        rep = learn_filters(net, [images[i] for i in marked], marks, seed=args.seed,
-                            random_kernels=random_kernels)
-        t_learn = time.perf_counter() - t1
-        path = save_model(tmp / f"{name}.safetensors", net, {"learn": rep.to_dict()})
-        net = load_model(path)  # evaluate what was saved
-        X, speed = features(net, images, args.batch)
-        report = imgfeat.classify(X, y, classifiers=("svm", "lda"), protocol="kfold", folds=10,
-                                  repeats=args.repeats, seed=args.seed, standardize=True, n_jobs=2)
-        results[name] = {"learn_s": t_learn, "speed": speed, "dim": X.shape[1],
-                         "scores": {r.name: r.summary() for r in report.results}}
-        layers = ", ".join(f"{r.name.split('.')[-1]} {r.seconds:.2f}s" for r in rep.layers)
-        print(f"\n{name} filters: learned in {t_learn:.2f} s ({layers})")
-        print(f"  {X.shape[1]} features; extraction {speed:.0f} images/s (forward, {size[0]} px, "
-              f"batch {args.batch}, {torch.get_num_threads()} threads)")
-        print("  " + report.table().replace("\n", "\n  "))
-    print(f"\n10-fold CV x{args.repeats}, standardised features; decode of {len(items)} images "
-          f"{t_decode:.1f} s (not in the speed)")
-    for clf in ("svm", "lda"):
-        a, b = (results[k]["scores"][clf]["accuracy"] for k in ("FLIM", "random"))
-        print(f"{clf}: FLIM {100 * a:.2f}% vs random {100 * b:.2f}% ({100 * (a - b):+.2f} points)")
-    (tmp / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"results in {tmp}")
+    root = Path(tempfile.mkdtemp(prefix="flim-usptex-"))
+    greys = [c == "grey" for c in args.colours]
+    folders = half_folders(Path(args.data), root / "data", args.halves, greys)
+    print(f"USPtex halves (classes by number: even positions tune, odd positions are held out); "
+          f"architecture {args.arch}; marker seeds {args.seeds}; {imgfeat.__name__} CLI in-process; "
+          f"LDA / linear SVM, 10-fold CV, standardised features", flush=True)
+    runs = []
+    for (half, grey), (folder, _) in folders.items():
+        for random in (False, True):
+            for seed in args.seeds:
+                work = root / "runs" / f"{half}-{'grey' if grey else 'colour'}"
+                work.mkdir(parents=True, exist_ok=True)
+                r = one_run(folder, work, args.arch, seed, random, args.markers_args.split())
+                r.update(half=half, colour="grey" if grey else "colour", seed=seed,
+                         filters="random" if random else "learned")
+                runs.append(r)
+                print(f"  {half:8s} {r['colour']:6s} {r['filters']:7s} seed {seed}: LDA {r['lda']:.2f}  "
+                      f"SVM {r['svm']:.2f}  learn {r['learn_s']:.1f} s  extract {r['images_s']:.0f} img/s",
+                      flush=True)
+    print("\n| half | images | filters | LDA % | linear SVM % | learn s | extract img/s | dim |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (half, grey), _ in folders.items():
+        for filters in ("learned", "random"):
+            rs = [r for r in runs if r["half"] == half and r["colour"] == ("grey" if grey else "colour")
+                  and r["filters"] == filters]
+            ms = {k: (np.mean([r[k] for r in rs]), np.std([r[k] for r in rs])) for k in
+                  ("lda", "svm", "learn_s", "images_s")}
+            print(f"| {half} | {'grey' if grey else 'colour'} | {filters} | {ms['lda'][0]:.2f} ± "
+                  f"{ms['lda'][1]:.2f} | {ms['svm'][0]:.2f} ± {ms['svm'][1]:.2f} | {ms['learn_s'][0]:.1f} | "
+                  f"{ms['images_s'][0]:.0f} | {rs[0]['dim']} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(runs, indent=2))
 
 
 if __name__ == "__main__":

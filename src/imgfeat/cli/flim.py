@@ -19,7 +19,9 @@ def add_parsers(sub) -> None:
                         description="Learn the filters of ARCH from the marked images of DATA "
                                     "(images with a <stem>.txt marker file) and write one model file.")
     _data_args(t)
-    t.add_argument("-a", "--arch", required=True, help="architecture JSON file")
+    t.add_argument("-a", "--arch", required=True,
+                   help="architecture JSON file, or 'texture' (shipped: 3 × [m-norm, 3×3 conv, "
+                        "ReLU, max-pool], tuned on half of USPtex's classes)")
     t.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
     t.add_argument("--markers", help="folder of marker files (default: beside the images)")
     t.add_argument("--label-base", type=int, choices=LABEL_BASES, default=None,
@@ -58,7 +60,8 @@ def add_parsers(sub) -> None:
                                     "images per class (from class labels), or strokes inside the "
                                     "regions of label masks (--masks).")
     _data_args(m)
-    m.add_argument("-o", "--output", required=True, help="folder for the marker files")
+    m.add_argument("-o", "--output", required=True,
+                   help="folder for the marker files (and flim-markers.json, saying their label base)")
     m.add_argument("--masks", help="folder of <image stem>.png label masks (one value per class)")
     m.add_argument("--ignore", type=int, nargs="*", default=None, help="mask values that get no markers")
     m.add_argument("--images-per-class", type=int, default=2, help="images marked per class (labels)")

@@ -38,6 +38,7 @@ __all__ = [
     "REDUCTIONS",
     "load_architecture",
     "parse_architecture",
+    "shipped_architecture",
 ]
 
 AGGREGATES = ("concat", "sum", "prod", "mean")
@@ -68,6 +69,7 @@ OPERATIONS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "reduce": ((str,), False),
         "kmeans": ((str,), False),
         "center_patches": (_BOOL, False),
+        "whiten": (_BOOL, False),
         "activation": ((dict,), False),
         "pool": ((dict,), False),
     },
@@ -284,6 +286,7 @@ def parse_architecture(data: dict | str) -> Architecture:
             raise ArchitectureError(f"architecture: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ArchitectureError("architecture: expected an object with 'features'")
+    data = {k: v for k, v in data.items() if k != "_doc"}  # a comment, as in the shipped files
     unknown = set(data) - {"features", "classifier"}
     if unknown:
         raise ArchitectureError(f"{sorted(unknown)[0]}: unknown top-level key (use 'features' and "
@@ -305,8 +308,22 @@ def _leaves(module: ModuleSpec):
             yield spec
 
 
+#: architectures shipped with imgfeat (``imgfeat/flim/architectures/<name>.json``), by name
+SHIPPED = ("texture",)
+
+
+def shipped_architecture(name: str) -> Path:
+    """The file of a shipped architecture (``texture``: see its ``_doc``)."""
+    if name not in SHIPPED:
+        raise ArchitectureError(f"no shipped architecture {name!r}; shipped: {', '.join(SHIPPED)}")
+    return Path(__file__).with_name("architectures") / f"{name}.json"
+
+
 def load_architecture(path: str | os.PathLike) -> Architecture:
-    """Read and validate an architecture JSON file."""
+    """Read and validate an architecture JSON file, or a shipped one by name (``texture``) when
+    no file of that name exists."""
+    if str(path) in SHIPPED and not Path(path).exists():
+        path = shipped_architecture(str(path))
     path = Path(path)
     try:
         text = path.read_text()

@@ -14,6 +14,7 @@ from ..decode import open_image
 from ..errors import SourceError
 from ..sources import Item
 from .markers import MarkerError, marker_path, markers_from_image_label, markers_from_mask, write_markers
+from .sidecar import write_sidecar
 
 __all__ = ["markers_from_labels", "markers_from_masks"]
 
@@ -31,7 +32,8 @@ def markers_from_labels(
 ) -> list[Path]:
     """Write marker files for ``images_per_class`` images of every class (chosen with ``seed``):
     ``strokes`` short strokes each, labelled with the class index (classes sorted by name, so
-    labels are 0-based in memory and written from ``label_base``). Returns the files written."""
+    labels are 0-based in memory and written from ``label_base``; a ``flim-markers.json``
+    sidecar in ``output`` says that base). Returns the files written."""
     by_class: dict[str, list[Item]] = defaultdict(list)
     for it in items:
         if it.label is None:
@@ -58,6 +60,7 @@ def markers_from_labels(
             m = markers_from_image_label(w, h, index, strokes=strokes, length=length, thickness=thickness,
                                          seed=rng)
             written.append(write_markers(target, m, label_base=label_base))
+    write_sidecar(out, label_base)
     return written
 
 
@@ -95,6 +98,7 @@ def markers_from_masks(
             written.append(write_markers(marker_path(it.path or it.id, output), m, label_base=label_base))
     if not written:
         raise SourceError(f"{masks}: no <image stem>.png masks with labelled regions for these images")
+    write_sidecar(output, label_base)
     return written
 
 

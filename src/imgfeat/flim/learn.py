@@ -11,10 +11,14 @@ learns on exactly the maps the saved network computes at inference.
   fewer patches gives its patches), with ``center_patches`` on patches centred per input channel
   (kernels larger than 1×1: the centroids are then local patterns, not the stroke's mean
   colour; what wins on texture classes); kernels scaled to unit norm; more kernels than
-  ``out_channels`` are merged by a second k-means (cosine) or PCA. With ``fold_norm`` (``bias:
+  ``out_channels`` are merged by a second k-means (cosine) or PCA. With ``whiten``, the patches
+  of all markers are ZCA-whitened before k-means (as texton and Coates–Ng k-means feature
+  learning do: k-means then finds edges and bars, not the few strongest low-frequency
+  directions) and the whitening is folded into the kernels. With ``fold_norm`` (``bias:
   true``) patches are normalised per input channel first and that normalisation is folded into
   the weights and a bias.
-- ``MarkerNorm2d``: mean and std per channel over the marker pixels.
+- ``MarkerNorm2d``: mean and std per channel over the marker pixels (a channel constant there
+  is only centred, not divided by its ~0 std).
 - ``BatchNorm2d``: mean and variance per channel over every pixel of every image.
 """
 
@@ -37,7 +41,12 @@ __all__ = ["LayerRecord", "LearnError", "LearnReport", "learn_filters", "map_pos
 
 #: at most this many patches of one marker go into its k-means (a seeded sample beyond)
 MAX_PATCHES_PER_MARKER = 1000
+#: a m-norm channel whose marker std is below this fraction of the layer's largest is constant
+CONSTANT_STD = 1e-3
+#: ZCA whitening: eigenvalues are regularised by this fraction of their mean (Coates & Ng's 0.1)
+WHITEN_EPS = 0.1
 _EPS = 1e-3
+_TINY = 1e-12
 
 
 class LearnError(ImgfeatError):
@@ -198,6 +207,19 @@ def _marker_kernels(patches: torch.Tensor, groups: torch.Tensor, n: int, metric:
     return k[k.norm(dim=1) > 0.5], len(uniq)
 
 
+def _zca(patches: torch.Tensor, eps: float = WHITEN_EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """ZCA whitening of patches (N, D): the symmetric (D, D) matrix and the mean (D,), with the
+    eigenvalues regularised by ``eps`` × their mean (directions with no variance stay put)."""
+    x = patches.to(torch.float64)
+    mu = x.mean(0)
+    cov = (x - mu).T @ (x - mu) / max(len(x) - 1, 1)
+    val, vec = torch.linalg.eigh(cov)
+    val = val.clamp_min(0)
+    reg = eps * float(val.mean()) + _TINY
+    zca = (vec * (1.0 / torch.sqrt(val + reg))) @ vec.T
+    return zca.to(patches.dtype), mu.to(patches.dtype)
+
+
 def _reduce(kernels: torch.Tensor, out: int, how: str, seed: int, where: str) -> torch.Tensor:
     """``out`` unit kernels from ``kernels`` (K, D), K > out: cosine k-means centroids or PCA axes."""
     if how == "kmeans":
@@ -234,10 +256,62 @@ def _dedupe(pos: torch.Tensor, group: torch.Tensor) -> tuple[torch.Tensor, torch
     return uniq[:, 1:], uniq[:, 0]
 
 
+def _batches(images: list[_Image], batch_size: int) -> list[list[int]]:
+    """Image indices in same-size batches of at most ``batch_size`` (the order learning runs them)."""
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, im in enumerate(images):
+        by_size.setdefault(tuple(im.pixels.shape[-2:]), []).append(i)
+    return [idx[s: s + batch_size] for idx in by_size.values() for s in range(0, len(idx), batch_size)]
+
+
+class _MapCache:
+    """Every marked image's map at the input of one leaf module, advanced leaf by leaf as layers
+    are learned, so learning a layer runs only the modules since the last one (not the whole
+    network again). For chains of leaves only (no ``parallel`` module)."""
+
+    def __init__(self, net: FlimNetwork, leaves: list[nn.Module], images: list[_Image], batch_size: int):
+        self.net, self.leaves, self.images = net, leaves, images
+        self.batches = _batches(images, batch_size)
+        self.at = 0
+        self.maps: list[torch.Tensor] | None = None
+        self.pos = [im.pos for im in images]
+        self.group = [im.group for im in images]
+
+    def advance(self, target: nn.Module) -> None:
+        """Bring the maps to ``target``'s input (the modules before it are final by now)."""
+        stop = next(i for i, m in enumerate(self.leaves) if m is target)
+        with torch.no_grad():
+            if self.maps is None:
+                self.maps = [torch.empty(0)] * len(self.images)
+                for part in self.batches:
+                    x = self.net.input(torch.stack([self.images[i].pixels for i in part]))
+                    for j, i in enumerate(part):
+                        self.maps[i] = x[j]
+            for mod in self.leaves[self.at: stop]:
+                for part in self.batches:
+                    x = torch.stack([self.maps[i] for i in part])
+                    y = mod(x)
+                    in_size, out_size = tuple(x.shape[-2:]), tuple(y.shape[-2:])
+                    for j, i in enumerate(part):
+                        self.maps[i] = y[j]
+                        if _geometry(mod) is not None:
+                            self.pos[i], self.group[i] = _dedupe(
+                                map_positions(self.pos[i], mod, in_size, out_size), self.group[i])
+        self.at = stop
+
+
 def _capture(net: FlimNetwork, target: nn.Module, chain: list[nn.Module], images: list[_Image],
-             batch_size: int, use: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]) -> None:
+             batch_size: int, use: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None],
+             cache: _MapCache | None = None) -> None:
     """Run images (same-size batches) until ``target``; call ``use(i, input, pos, group)`` per image
-    with its input map and its markers carried to that map."""
+    with its input map and its markers carried to that map (from ``cache`` when given)."""
+    if cache is not None:
+        cache.advance(target)
+        assert cache.maps is not None
+        for part in cache.batches:
+            for i in part:
+                use(i, cache.maps[i], cache.pos[i], cache.group[i])
+        return
     sizes: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
 
     def record(mod, inp, out) -> None:
@@ -249,27 +323,22 @@ def _capture(net: FlimNetwork, target: nn.Module, chain: list[nn.Module], images
     hooks = [m.register_forward_hook(record) for m in chain]
     hooks.append(target.register_forward_pre_hook(stop))
     try:
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, im in enumerate(images):
-            by_size.setdefault(tuple(im.pixels.shape[-2:]), []).append(i)
-        for idx in by_size.values():
-            for start in range(0, len(idx), batch_size):
-                part = idx[start: start + batch_size]
-                x = torch.stack([images[i].pixels for i in part])
-                try:
-                    with torch.no_grad():
-                        net.forward_features(x)
-                except _Stop as caught:
-                    inp = caught.args[0]
-                else:  # pragma: no cover - the target is always reached
-                    raise RuntimeError("layer not reached")
-                for j, i in enumerate(part):
-                    pos, group = images[i].pos, images[i].group
-                    for mod in chain:
-                        pos = map_positions(pos, mod, *sizes[id(mod)])
-                    if chain:
-                        pos, group = _dedupe(pos, group)
-                    use(i, inp[j], pos, group)
+        for part in _batches(images, batch_size):
+            x = torch.stack([images[i].pixels for i in part])
+            try:
+                with torch.no_grad():
+                    net.forward_features(x)
+            except _Stop as caught:
+                inp = caught.args[0]
+            else:  # pragma: no cover - the target is always reached
+                raise RuntimeError("layer not reached")
+            for j, i in enumerate(part):
+                pos, group = images[i].pos, images[i].group
+                for mod in chain:
+                    pos = map_positions(pos, mod, *sizes[id(mod)])
+                if chain:
+                    pos, group = _dedupe(pos, group)
+                use(i, inp[j], pos, group)
     finally:
         for h in hooks:
             h.remove()
@@ -287,6 +356,7 @@ def learn_filters(
     names: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
     random_kernels: bool = False,
+    cache_maps: bool = True,
 ) -> LearnReport:
     """Learn every FLIM layer of ``net`` in place from ``images`` and their ``markers``.
 
@@ -295,7 +365,9 @@ def learn_filters(
     ``per_label``. ``trace`` keeps, per layer, its input at the marker pixels (for checks).
     ``names`` (file names) make errors point at the image. ``random_kernels`` is the baseline:
     every convolution gets unit-norm Gaussian kernels from a generator seeded with ``seed`` (the
-    normalisation layers are still measured on the markers). Returns a :class:`LearnReport`.
+    normalisation layers are still measured on the markers). ``cache_maps`` keeps every marked
+    image's map as layers are learned, so no layer is run twice (networks without a ``parallel``
+    module; the same filters as without it). Returns a :class:`LearnReport`.
     """
     t_all = time.perf_counter()
     if len(images) != len(markers):
@@ -322,6 +394,9 @@ def learn_filters(
     kinds: dict[str, nn.Module] = {}
     _walk(net.features, "features", [], order, kinds)
     net.eval()
+    chain_only = not any(isinstance(m, Parallel) for m in net.features.modules())
+    cache = (_MapCache(net, [m for _, m, _ in order], items, batch_size)
+             if cache_maps and chain_only else None)
     report = LearnReport()
     for name, mod, chain_names in order:
         if not isinstance(mod, FlimConv2d | MarkerNorm2d | nn.BatchNorm2d):
@@ -335,13 +410,13 @@ def learn_filters(
             progress(name)
         rec = LayerRecord(name, type(mod).__name__, samples=[] if trace else None)
         if isinstance(mod, FlimConv2d) and random_kernels:
-            _random_conv(net, mod, chain, items, batch_size, seed + len(report.layers), rec)
+            _random_conv(net, mod, chain, items, batch_size, seed + len(report.layers), rec, cache)
         elif isinstance(mod, FlimConv2d):
-            _learn_conv(net, mod, chain, items, batch_size, seed, rec, name)
+            _learn_conv(net, mod, chain, items, batch_size, seed, rec, name, cache)
         elif isinstance(mod, MarkerNorm2d):
-            _learn_mnorm(net, mod, chain, items, batch_size, rec)
+            _learn_mnorm(net, mod, chain, items, batch_size, rec, cache)
         else:
-            _learn_batchnorm(net, mod, chain, items, batch_size, rec)
+            _learn_batchnorm(net, mod, chain, items, batch_size, rec, cache)
         rec.seconds = time.perf_counter() - t0
         report.layers.append(rec)
     report.seconds = time.perf_counter() - t_all
@@ -353,7 +428,7 @@ def _trace(rec: LayerRecord, x: torch.Tensor, pos: torch.Tensor) -> None:
         rec.samples.append((pos[:, 0].clone(), pos[:, 1].clone(), x[:, pos[:, 0], pos[:, 1]].clone()))
 
 
-def _marker_stats(net, mod, chain, items, batch_size, rec) -> tuple[torch.Tensor, torch.Tensor]:
+def _marker_stats(net, mod, chain, items, batch_size, rec, cache=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std per channel of ``mod``'s input over the marker pixels (float64)."""
     acc: dict[str, torch.Tensor] = {}
 
@@ -365,20 +440,25 @@ def _marker_stats(net, mod, chain, items, batch_size, rec) -> tuple[torch.Tensor
         rec.pixels += v.shape[1]
         _trace(rec, x, pos)
 
-    _capture(net, mod, chain, items, batch_size, use)
+    _capture(net, mod, chain, items, batch_size, use, cache)
     mean = acc["s"] / acc["n"]
     std = (acc["q"] / acc["n"] - mean * mean).clamp_min(0).sqrt()
     return mean, std
 
 
-def _learn_mnorm(net, mod: MarkerNorm2d, chain, items, batch_size, rec: LayerRecord) -> None:
-    mean, std = _marker_stats(net, mod, chain, items, batch_size, rec)
+def _learn_mnorm(net, mod: MarkerNorm2d, chain, items, batch_size, rec: LayerRecord, cache=None) -> None:
+    mean, std = _marker_stats(net, mod, chain, items, batch_size, rec, cache)
+    # a channel constant at the markers (a, b of grey images in L*a*b*; a unit ReLU never opens
+    # there) would have its rounding noise, or whatever it shows off the markers, multiplied by
+    # 1/epsilon: it is only centred instead
+    std = torch.where(std <= CONSTANT_STD * std.max().clamp_min(_TINY), torch.ones_like(std), std)
     mod.mean.copy_(mean.to(mod.mean.dtype))
     mod.std.copy_(std.to(mod.std.dtype))
     rec.out_channels = mod.num_features
 
 
-def _learn_batchnorm(net, mod: nn.BatchNorm2d, chain, items, batch_size, rec: LayerRecord) -> None:
+def _learn_batchnorm(net, mod: nn.BatchNorm2d, chain, items, batch_size, rec: LayerRecord,
+                     cache=None) -> None:
     acc: dict[str, torch.Tensor] = {}
 
     def use(i, x, pos, group) -> None:
@@ -389,7 +469,7 @@ def _learn_batchnorm(net, mod: nn.BatchNorm2d, chain, items, batch_size, rec: La
         rec.pixels += len(pos)
         _trace(rec, x, pos)
 
-    _capture(net, mod, chain, items, batch_size, use)
+    _capture(net, mod, chain, items, batch_size, use, cache)
     mean = acc["s"] / acc["n"]
     var = (acc["q"] / acc["n"] - mean * mean).clamp_min(0)
     mod.running_mean.copy_(mean.to(mod.running_mean.dtype))
@@ -397,10 +477,11 @@ def _learn_batchnorm(net, mod: nn.BatchNorm2d, chain, items, batch_size, rec: La
     rec.out_channels = mod.num_features
 
 
-def _learn_conv(net, conv: FlimConv2d, chain, items, batch_size, seed, rec: LayerRecord, name: str) -> None:
+def _learn_conv(net, conv: FlimConv2d, chain, items, batch_size, seed, rec: LayerRecord, name: str,
+                cache=None) -> None:
     if conv.fold_norm:
         mean, std = _marker_stats(net, conv, chain, items, batch_size,
-                                  LayerRecord(name, "stats"))
+                                  LayerRecord(name, "stats"), cache)
         scale = (std + _EPS).to(torch.float32)
         mean32 = mean.to(torch.float32)
     patches: list[torch.Tensor] = []
@@ -421,8 +502,11 @@ def _learn_conv(net, conv: FlimConv2d, chain, items, batch_size, seed, rec: Laye
         groups.append(out_group)
         rec.pixels += len(pos)
 
-    _capture(net, conv, chain, items, batch_size, use)
+    _capture(net, conv, chain, items, batch_size, use, cache)
     allp, allg = torch.cat(patches), torch.cat(groups)
+    if conv.whiten:
+        zca, mu = _zca(allp)
+        allp = (allp - mu) @ zca
     kernels, n_markers = _marker_kernels(allp, allg, conv.kernels_per_marker, conv.metric, seed)
     out = conv.out_channels
     rec.markers, rec.kernels, rec.out_channels = n_markers, len(kernels), out
@@ -433,6 +517,11 @@ def _learn_conv(net, conv: FlimConv2d, chain, items, batch_size, seed, rec: Laye
     if len(kernels) > out:
         kernels = _reduce(kernels, out, conv.reduce, seed, name)
         rec.reduction = conv.reduce
+    if conv.whiten:  # a kernel k on whitened patches is k·Z on the layer's own patches
+        kernels = kernels @ zca
+        if conv.center_patches:
+            kernels = _center(kernels, conv.in_channels)
+        kernels = unit_rows(kernels)
     weight = kernels.reshape(conv.weight.shape).to(conv.weight.dtype)
     with torch.no_grad():
         if conv.fold_norm:
@@ -442,7 +531,8 @@ def _learn_conv(net, conv: FlimConv2d, chain, items, batch_size, seed, rec: Laye
         conv.weight.copy_(weight)
 
 
-def _random_conv(net, conv: FlimConv2d, chain, items, batch_size, seed: int, rec: LayerRecord) -> None:
+def _random_conv(net, conv: FlimConv2d, chain, items, batch_size, seed: int, rec: LayerRecord,
+                 cache=None) -> None:
     """The baseline: unit-norm Gaussian kernels (with ``fold_norm``, the same folding of the
     marker statistics as a learned layer)."""
     gen = torch.Generator().manual_seed(seed)
@@ -451,7 +541,7 @@ def _random_conv(net, conv: FlimConv2d, chain, items, batch_size, seed: int, rec
     rec.out_channels, rec.reduction = conv.out_channels, "random"
     with torch.no_grad():
         if conv.fold_norm:
-            mean, std = _marker_stats(net, conv, chain, items, batch_size, rec)
+            mean, std = _marker_stats(net, conv, chain, items, batch_size, rec, cache)
             per_in = (std + _EPS).to(torch.float32).reshape(1, -1, 1, 1)
             conv.bias.copy_(-(weight * (mean.to(torch.float32).reshape(1, -1, 1, 1) / per_in)).sum((1, 2, 3)))
             weight = weight / per_in

@@ -359,10 +359,15 @@ def read_marker_set(
 ) -> tuple[list[Markers], int]:
     """Read several marker files with one label base (detected across all of them when ``None``).
 
-    Returns the markers (0-based labels) and the base used; warns once when the base is ambiguous.
+    Returns the markers (0-based labels) and the base used; warns once when the base is ambiguous
+    (not when the files' folder has a ``flim-markers.json`` sidecar saying it).
     """
     _check_base(label_base)
     parsed = [(Path(p), *_parse(Path(p))) for p in paths]
+    if label_base is None:  # the folder's sidecar (flim-markers.json) says it, if there is one
+        from .sidecar import sidecar_base_for
+
+        label_base = sidecar_base_for(p for p, *_ in parsed)
     if label_base is None:
         label_base, ambiguous = detect_label_base(rows[:, 3] for _, _, _, rows in parsed)
         if ambiguous and any(len(r) for *_, r in parsed):

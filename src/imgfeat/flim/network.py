@@ -107,14 +107,17 @@ class FlimConv2d(nn.Conv2d):
     and that normalisation is folded into the weights and the bias; ``center_patches``: each
     patch loses its own mean per input channel before k-means, so kernels match local structure
     (texture, edges) rather than the stroke's mean colour (off by default, as the original: for
-    markers that tell colours apart; a 1×1 kernel is never centred).
+    markers that tell colours apart; a 1×1 kernel is never centred); ``whiten``: k-means runs on
+    ZCA-whitened patches and the whitening is folded into the kernels (diverse kernels: edges
+    and bars at several orientations and frequencies rather than a few smooth ones).
     """
 
     def __init__(self, *args: Any, kernels_per_marker: int = 1, reduce: str = "kmeans",
                  metric: str = "euclidean", fold_norm: bool = False, center_patches: bool = False,
-                 **kwargs: Any) -> None:
+                 whiten: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.center_patches = center_patches
+        self.whiten = whiten
         self.kernels_per_marker = kernels_per_marker
         self.reduce = reduce
         self.metric = metric
@@ -169,7 +172,8 @@ def _make_layer(spec: LayerSpec, shape: tuple[int, ...], where: str) -> nn.Modul
                           kernels_per_marker=p["number_of_kernels_per_marker"],
                           reduce=p.get("reduce", "kmeans"), metric=p.get("kmeans", "euclidean"),
                           fold_norm=bool(p.get("bias", False)),
-                          center_patches=bool(p.get("center_patches", False)))
+                          center_patches=bool(p.get("center_patches", False)),
+                          whiten=bool(p.get("whiten", False)))
     if op == "relu":
         return nn.ReLU(inplace=False)
     if op == "max_pool2d":

@@ -1,0 +1,165 @@
+"""The texture recipe (#21): layer caching gives the filters of the uncached path; whitening
+folds into the kernels and makes them diverse; a channel constant at the markers is only
+centred; the label-base sidecar; the shipped texture architecture trains on a tiny set."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from imgfeat.cli import main
+from imgfeat.flim.architecture import load_architecture, shipped_architecture
+from imgfeat.flim.learn import _zca, learn_filters
+from imgfeat.flim.markers import (
+    MarkerError,
+    Markers,
+    markers_from_image_label,
+    read_marker_set,
+    write_markers,
+)
+from imgfeat.flim.network import FlimNetwork, load_model
+from imgfeat.flim.sidecar import SIDECAR_NAME, read_sidecar_base, write_sidecar
+from imgfeat.flim.train import train_flim
+
+
+def _conv(k, n, out, **extra) -> dict:
+    return {"operation": "conv2d", "params": {"kernel_size": k, "padding": k // 2, "out_channels": out,
+                                              "number_of_kernels_per_marker": n, **extra}}
+
+
+CHAIN = {"features": {"layers": {
+    "m-norm1": {"operation": "m_norm2d"},
+    "conv1": _conv(3, 3, 6, center_patches=True, whiten=True, activation={"operation": "relu"},
+                   pool={"operation": "max_pool2d", "params": {"kernel_size": 3, "stride": 2, "padding": 1}}),
+    "m-norm2": {"operation": "m_norm2d"},
+    "conv2": _conv(3, 2, 8, bias=True, activation={"operation": "relu"}),
+    "bn": {"operation": "batch_norm2d"},
+    "pool2": {"operation": "avg_pool2d", "params": {"kernel_size": 2, "stride": 2}},
+    "conv3": _conv(3, 2, 4, reduce="pca", dilation=2, padding=2),
+}}}
+
+
+def _data(n=5, size=(40, 36)):
+    gen = torch.Generator().manual_seed(1)
+    imgs = [torch.rand(3, *size, generator=gen) for _ in range(n)]
+    marks = [markers_from_image_label(size[1], size[0], i % 2, strokes=3, length=12, seed=i)
+             for i in range(n)]
+    return imgs, marks
+
+
+def test_cached_maps_give_the_filters_of_the_uncached_path():
+    imgs, marks = _data()
+    nets = [FlimNetwork(CHAIN, (40, 36)) for _ in range(2)]
+    reps = [learn_filters(net, imgs, marks, seed=2, batch_size=2, cache_maps=c, trace=True)
+            for net, c in zip(nets, (True, False), strict=True)]
+    a, b = (dict(n.state_dict()) for n in nets)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5), k
+    assert float(nets[0].features.conv3.weight.detach().abs().sum()) > 0
+    for ra, rb in zip(reps[0].layers, reps[1].layers, strict=True):
+        assert (ra.name, ra.pixels, ra.markers, ra.kernels) == (rb.name, rb.pixels, rb.markers, rb.kernels)
+        for (r1, c1, v1), (r2, c2, v2) in zip(ra.samples, rb.samples, strict=True):
+            assert torch.equal(r1, r2) and torch.equal(c1, c2)
+            assert torch.allclose(v1, v2, atol=1e-5)
+
+
+def test_zca_whitens_and_whitened_kernels_are_folded_and_more_diverse():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2000, 6, generator=gen, dtype=torch.float64) @ torch.randn(6, 6, generator=gen,
+                                                                                dtype=torch.float64)
+    z, mu = _zca(x, eps=1e-9)
+    w = (x - mu) @ z
+    assert torch.allclose(torch.cov(w.T), torch.eye(6, dtype=torch.float64), atol=1e-4)
+    assert torch.allclose(z, z.T)
+    # a smooth (strongly correlated) texture: whitened k-means kernels are less alike
+    base = torch.rand(1, 1, 60, 60, generator=gen)
+    smooth = torch.nn.functional.avg_pool2d(base, 5, 1, 2)[0].repeat(3, 1, 1)
+    marks = Markers(60, 60, np.arange(5, 55).repeat(10) % 60, np.tile(np.arange(5, 55, 5), 50), None,
+                    np.zeros(500))
+    cos = {}
+    for wh in (False, True):
+        net = FlimNetwork({"features": {"layers": {"conv1": _conv(3, 12, 12, center_patches=True,
+                                                                    whiten=wh)}}}, (60, 60), color="rgb")
+        learn_filters(net, [smooth], [marks])
+        k = net.features.conv1.weight.detach().flatten(1)
+        assert torch.allclose(k.norm(dim=1), torch.ones(12), atol=1e-5)
+        assert torch.allclose(k.reshape(12, 3, 9).mean(2), torch.zeros(12, 3), atol=1e-6)  # centred
+        c = (k @ k.T).abs()
+        cos[wh] = float((c.sum() - c.diagonal().sum()) / (12 * 11))
+    assert cos[True] < cos[False]
+
+
+def test_a_channel_constant_at_the_markers_is_centred_not_blown_up():
+    gen = torch.Generator().manual_seed(0)
+    grey = torch.rand(1, 32, 32, generator=gen).repeat(3, 1, 1)  # a grey image: a*, b* constant in L*a*b*
+    marks = markers_from_image_label(32, 32, 0, strokes=3, length=10, seed=0)
+    net = FlimNetwork({"features": {"layers": {"m": {"operation": "m_norm2d"}}}}, (32, 32))
+    learn_filters(net, [grey], [marks])
+    std = net.features.m.std
+    assert float(std[0]) < 1 and torch.equal(std[1:], torch.ones(2))
+    out = net.forward_features(grey[None])
+    assert float(out[0, 1:].abs().max()) < 1e-3  # rounding noise stays noise
+    assert float(out[0, 0].std()) > 0.5
+
+
+def test_markers_sidecar_says_the_label_base(tmp_path):
+    m = Markers(8, 8, [1, 2], [1, 1], None, [1, 2])  # no class 0 marked: ambiguous by itself
+    files = [write_markers(tmp_path / "a.txt", m, label_base=0)]
+    with pytest.warns(Warning, match="ambiguous"):
+        assert read_marker_set(files)[1] == 1
+    write_sidecar(tmp_path, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        marks, base = read_marker_set(files)
+    assert base == 0 and marks[0].labels.tolist() == [1, 2]
+    assert read_marker_set(files, label_base=1)[1] == 1  # an explicit base wins
+    other = tmp_path / "b"
+    other.mkdir()
+    files.append(write_markers(other / "b.txt", m, label_base=1))
+    write_sidecar(other, 1)
+    with pytest.raises(MarkerError, match="disagree"):
+        read_marker_set(files)
+    (other / SIDECAR_NAME).write_text('{"label_base": 7}')
+    with pytest.raises(MarkerError, match="label_base must be 0 or 1"):
+        read_sidecar_base(other)
+
+
+@pytest.fixture(scope="module")
+def textures(tmp_path_factory):
+    """Four striped/dotted texture classes, 3 grey images each, 40 px, named <class>C<id>.png."""
+    root = tmp_path_factory.mktemp("tex")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:40, 0:40]
+    for c in range(1, 5):
+        for i in range(1, 4):
+            ph = rng.uniform(0, 6)
+            wave = {1: np.sin(xx / 1.5 + ph), 2: np.sin(yy / 2.5 + ph), 3: np.sin((xx + yy) / 1.2 + ph),
+                    4: np.sin(xx / 2 + ph) * np.sin(yy / 2 + ph)}[c]
+            img = wave * 90 + 128 + rng.normal(0, 10, wave.shape)
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "L").save(root / f"{c}C{i:02d}.png")
+    return root
+
+
+def test_shipped_texture_architecture_trains_from_flim_markers_output(textures, tmp_path, capsys):
+    arch = load_architecture("texture")
+    assert shipped_architecture("texture").is_file() and len(arch.conv_layers()) == 3
+    marks = tmp_path / "marks"
+    assert main(["flim", "markers", str(textures), "--label-pattern", r"(\d)C", "-o", str(marks),
+                 "--images-per-class", "3", "--strokes", "5"]) == 0
+    assert (marks / SIDECAR_NAME).is_file()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "ambiguous" label base on its own output
+        r = train_flim(str(textures), tmp_path / "m.safetensors", architecture="texture",
+                       markers=marks, label_pattern=r"(\d)C")
+    assert r.label_base == 1
+    net = load_model(tmp_path / "m.safetensors")
+    convs = [m for m in net.features.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 3 and all(float(c.weight.detach().abs().sum()) > 0 for c in convs)
+    assert main(["flim", "train", str(textures), "--label-pattern", r"(\d)C", "--markers", str(marks),
+                 "--arch", "texture", "-o", str(tmp_path / "cli.safetensors"), "-q"]) == 0
+    assert "label base 1" in capsys.readouterr().out
