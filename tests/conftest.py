@@ -49,4 +49,4 @@ def image_folder(tmp_path) -> Path:
     return root
 
 
-from .remote_fixtures import ray_cluster, s3  # noqa: E402,F401 - shared session fixtures
+from tests.remote_fixtures import ray_cluster, s3  # noqa: E402,F401 - shared session fixtures

@@ -66,7 +66,7 @@ class RayCluster:
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory):
     ray = pytest.importorskip("ray", reason="the ray extra is not installed")
-    from .ray_faults import FAULT_ENV
+    from tests.ray_faults import FAULT_ENV
 
     fault = tmp_path_factory.mktemp("ray-fault") / "kill-one-actor"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,

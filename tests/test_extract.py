@@ -10,8 +10,7 @@ import pytest
 
 import imgfeat
 from imgfeat import StoreError, extract, load_features
-
-from .conftest import TINY, random_class_folder
+from tests.conftest import TINY, random_class_folder
 
 
 @pytest.fixture

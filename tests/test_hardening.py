@@ -12,8 +12,7 @@ from PIL import Image
 
 from imgfeat import ItemsFailedError, extract, load_features
 from imgfeat.cli import main
-
-from .conftest import TINY, random_class_folder
+from tests.conftest import TINY, random_class_folder
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import pytest
 from PIL import Image
 
 from imgfeat.cli import main
-
-from .conftest import TINY
+from tests.conftest import TINY
 
 TINY_ARGS = ["--model", TINY["model"], "--no-pretrained", "--img-size", str(TINY["img_size"]),
              "-q"]

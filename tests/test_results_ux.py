@@ -13,8 +13,7 @@ from PIL import Image
 
 import imgfeat
 from imgfeat.cli import main
-
-from .conftest import TINY, random_class_folder
+from tests.conftest import TINY, random_class_folder
 
 
 @pytest.fixture(scope="module")

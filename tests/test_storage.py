@@ -17,8 +17,7 @@ from imgfeat import StoreError, extract, load_features
 from imgfeat import storage as storage_mod
 from imgfeat.storage import StorageUnavailableError, is_url, join, resolve, with_retries
 from imgfeat.store import JobStore
-
-from .conftest import TINY
+from tests.conftest import TINY
 
 RUN = {**TINY, "shard_size": 4, "progress": False}
 

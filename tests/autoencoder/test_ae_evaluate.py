@@ -12,8 +12,7 @@ from PIL import Image
 
 from imgfeat.autoencoder import AEConfig, evaluate, report, train
 from imgfeat.errors import SourceError
-
-from .test_ae_train import TINY, tiny_images
+from tests.autoencoder.test_ae_train import TINY, tiny_images
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,7 @@ from imgfeat.engines import (
     unregister_engine,
 )
 from imgfeat.pipeline import decode_batches, try_shard
-
-from .conftest import TINY
+from tests.conftest import TINY
 
 RUN = {**TINY, "shard_size": 4, "progress": False}
 

@@ -106,8 +106,7 @@ def test_our_kinds_extract_show_info_and_refuse_resume_after_the_file_changed(
         kind, tmp_path, image_folder, capsys):
     """``--model ae:RUN`` / ``flim:MODEL`` through the CLI; the file's hash guards resume."""
     from imgfeat.store import StoreError
-
-    from .test_contract import KINDS
+    from tests.test_contract import KINDS
 
     name = KINDS[kind](tmp_path)
     out = tmp_path / "feats"

@@ -18,8 +18,7 @@ from imgfeat import Extractor, create_pooling
 from imgfeat.backbones.timm import TimmBackbone
 from imgfeat.config import ModelConfig
 from imgfeat.pooling.vortex import VortexPool
-
-from .test_radam_reference import authors_encoding, authors_lcg, authors_orthogonal
+from tests.pooling.test_radam_reference import authors_encoding, authors_lcg, authors_orthogonal
 
 
 def unfused(net: torch.nn.Module) -> torch.nn.Module:

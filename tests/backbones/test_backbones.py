@@ -12,8 +12,7 @@ from imgfeat.config import ModelConfig
 from imgfeat.errors import ModelError, WeightsError
 from imgfeat.pipeline import Extractor
 from imgfeat.preprocess import Preprocess, normalize, resolve_data_config
-
-from .conftest import TINY
+from tests.conftest import TINY
 
 
 def test_packaged_weights_load_exactly():

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from imgfeat import ConfigError, extract, load_features
-
-from .conftest import TINY, random_class_folder
+from tests.conftest import TINY, random_class_folder
 
 pytest.importorskip("ray", reason="the ray extra is not installed")
 
@@ -42,8 +41,7 @@ def test_s3_to_s3_with_ray_equals_local_folder(ray_cluster, s3, image_folder, re
 
 def test_actor_killed_once_mid_run(ray_cluster, image_folder, reference, tmp_path):
     from imgfeat.engines import unregister_engine
-
-    from .ray_faults import register
+    from tests.ray_faults import register
 
     ray_cluster.fault_file.write_text("2")  # the actor that gets shard 2 dies, once
     try:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imgfeat.cli import main
-
-from .test_ae_train import tiny_images
+from tests.autoencoder.test_ae_train import tiny_images
 
 SMALL = ["--height", "16", "--width", "24", "--depth", "2", "--base-width", "4", "--epochs", "2",
          "--batch-size", "4", "--precision", "fp32", "--no-progress"]

@@ -24,8 +24,7 @@ from imgfeat.sources import Item
 from imgfeat.storage import TMP_PREFIX, Location
 from imgfeat.store import JobStore, ShardFormat, format_names, get_format, register_format
 from imgfeat.store import unregister_format as unregister
-
-from .conftest import TINY
+from tests.conftest import TINY
 
 RUN = {**TINY, "shard_size": 4, "progress": False, "num_workers": 0}
 

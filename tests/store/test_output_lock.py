@@ -18,8 +18,7 @@ import pytest
 from imgfeat import load_features
 from imgfeat.storage import Location
 from imgfeat.store.lock import LOCK, OutputLock, OutputLocked
-
-from .conftest import random_class_folder
+from tests.conftest import random_class_folder
 
 CMD = ["--model", "test_efficientnet", "--no-pretrained", "--img-size", "64", "--shard-size", "10",
        "--batch-size", "4", "-q"]

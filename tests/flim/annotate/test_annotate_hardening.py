@@ -340,8 +340,7 @@ def test_fuzzed_requests_never_get_a_500(images, tmp_path):
 
 def test_flim_train_refuses_markers_drawn_on_another_size(tmp_path, capsys):
     from imgfeat.cli import main
-
-    from .test_flim_train import ARCH
+    from tests.flim.test_flim_train import ARCH
 
     img = tmp_path / "img"
     img.mkdir()

@@ -16,8 +16,7 @@ from imgfeat import load_features
 from imgfeat.errors import StoreError
 from imgfeat.store.lock import writing
 from imgfeat.usage import arg
-
-from .conftest import random_class_folder
+from tests.conftest import random_class_folder
 
 PAGE = 4096
 CMD = ["--model", "test_efficientnet", "--no-pretrained", "--img-size", "64", "--shard-size", "5", "-q"]

@@ -12,8 +12,7 @@ from imgfeat.pooling.elm import (
     positional_encoding_2d,
 )
 from imgfeat.pooling.radam import select_stages
-
-from .conftest import TINY
+from tests.conftest import TINY
 
 
 def test_closed_form_equals_lstsq():

@@ -9,8 +9,7 @@ import imgfeat.pipeline as pipeline
 from imgfeat import Extractor
 from imgfeat.backbones.fuse import fold_batchnorm
 from imgfeat.config import ModelConfig
-
-from .conftest import TINY
+from tests.conftest import TINY
 
 
 def _randomise_bn(model: nn.Module) -> None:

@@ -7,8 +7,7 @@ from PIL import Image
 
 from imgfeat import SourceError
 from imgfeat.sources.benchmarks import DATASETS, open_benchmark
-
-from .conftest import USPTEX
+from tests.conftest import USPTEX
 
 
 def img(path: Path, ext=".png"):

@@ -7,8 +7,7 @@ import pytest
 
 from imgfeat import SourceError
 from imgfeat.sources.benchmarks import DEFAULT_PROTOCOL, open_benchmark
-
-from .test_benchmarks import img
+from tests.sources.benchmarks.test_benchmarks import img
 
 
 def _gtos(root):

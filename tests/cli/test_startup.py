@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def python(code: str, *args: str) -> subprocess.CompletedProcess:
@@ -44,8 +44,7 @@ def test_public_names_resolve_lazily():
 def ready_table(tmp_path_factory) -> Path:
     """A finished Parquet output of 3 classes × 6 random images (tiny random model)."""
     from imgfeat import extract
-
-    from .conftest import TINY, random_class_folder
+    from tests.conftest import TINY, random_class_folder
 
     root = tmp_path_factory.mktemp("ready")
     folder = random_class_folder(root / "imgs", 18, 3, 32, seed=1)

@@ -23,7 +23,7 @@ from imgfeat.flim.markers import Markers, read_markers, write_markers
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[3] / "src"
 
 
 def _images(root: Path, sizes: dict[str, tuple[int, int]], seed: int = 0) -> Path:
