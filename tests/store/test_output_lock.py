@@ -116,3 +116,31 @@ def test_a_killed_job_leaves_a_stale_lock_that_resume_takes_over(tmp_path, clean
     assert done.returncode == 0, done.stderr
     X, _, ids, _ = load_features(out)
     assert ids == ids0 and np.array_equal(X, X0) and not (out / LOCK).exists()
+
+
+def test_a_killed_jobs_forked_workers_do_not_keep_its_lock(tmp_path):
+    """Decode workers are forked: they must not inherit the lock, or a job killed with -9 would
+    hold its folder for as long as its orphaned workers live."""
+    out = tmp_path / "out"
+    out.mkdir()
+    script = (
+        "import multiprocessing as mp, sys, time\n"
+        "from imgfeat.storage import Location\n"
+        "from imgfeat.store.lock import OutputLock\n"
+        f"lock = OutputLock(Location({str(out)!r})); lock.acquire()\n"
+        "def work(ready):\n"
+        "    ready.set(); time.sleep(60)\n"
+        "ctx = mp.get_context('fork'); ready = ctx.Event()\n"
+        "p = ctx.Process(target=work, args=(ready,)); p.start(); ready.wait()\n"
+        "print(p.pid, flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    try:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        os.kill(child, 0)  # the orphaned worker is still alive
+        lock = OutputLock(Location(str(out)))
+        lock.acquire()  # and yet the folder is free
+        lock.release()
+    finally:
+        os.kill(child, signal.SIGKILL)

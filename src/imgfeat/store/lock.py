@@ -71,6 +71,21 @@ def _parse(data: bytes) -> dict | None:
     return owner if isinstance(owner, dict) else None
 
 
+#: lock files this process holds: a forked child (a decode worker) closes its copies, so the
+#: lock dies with the job even when the job is killed before its workers notice
+_HELD: set[int] = set()
+
+
+def _close_in_child() -> None:
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
+
+
 class OutputLock:
     """The lock of one output folder (local or object storage): :meth:`acquire`, :meth:`release`,
     or use it as a context manager."""
@@ -135,6 +150,7 @@ class OutputLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(_owner()) + "\n").encode(), 0)
         self._fd = fd
+        _HELD.add(fd)
 
     def release(self) -> None:
         """Give the lock up (removing the lock file, and the folder if the job left it empty)."""
@@ -146,6 +162,7 @@ class OutputLock:
         with contextlib.suppress(OSError):
             os.unlink(self.loc.path / LOCK)
         if self._fd is not None:
+            _HELD.discard(self._fd)
             os.close(self._fd)  # drops the flock
             self._fd = None
         if self._made_folder:
