@@ -45,7 +45,7 @@ def text_labels(tmp_path_factory) -> Path:
 
 def _extract(source, out: Path, fmt: str, **kw) -> Path:
     res = extract(source, out, **TINY, format=fmt, shard_size=5, progress=False, **kw)
-    assert res.failed == (1 if any(p.name.startswith("broken") for p in Path(source).rglob("*"))
+    assert res.failed == (1 if any("broken" in p.name for p in Path(source).rglob("*"))
                           else 0)
     return out
 
@@ -237,7 +237,7 @@ def test_hugging_face_datasets(parquet_out, expected, tmp_path, monkeypatch):
         feat = ds.features["vector"]
         assert getattr(feat, "length", None) == expected[0].shape[1]  # a fixed-size list
         np_ds = ds.with_format("numpy")
-        _check(np_ds["vector"], list(ds["id"]), expected)
+        _check(np_ds[:]["vector"], list(ds["id"]), expected)
 
 
 # --- paths and ids ------------------------------------------------------------------------------

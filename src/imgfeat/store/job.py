@@ -18,11 +18,14 @@ from ..storage import TMP_PREFIX, Location
 from ..usage import arg
 from .format import ShardFormat, check_format, formats, get_format
 from .layout import (
+    DATA,
     FAILURES,
+    LAYOUT,
     MANIFESTS,
     META,
     PARTS,
     indices,
+    layout_of,
     manifest_path,
     read_meta,
     shard_folder,
@@ -109,6 +112,10 @@ class JobStore:
     def check_config(self, config: dict, config_hash: str) -> bool:
         """Refuse to resume a job made with another configuration; True when it is complete."""
         old = read_meta(self.loc, META)
+        if layout_of(old) < LAYOUT and self.format.shards_are_output:
+            raise StoreError(f"cannot resume {self.out}: an earlier imgfeat wrote it (its Parquet "
+                             f"parts at the top, not in {DATA}/); load_features still reads it, "
+                             f"or run again with {arg('overwrite', True)}")
         if old.get("config_hash") != config_hash:
             diff = _differences(old.get("config", {}), config)
             raise StoreError(
@@ -193,7 +200,7 @@ class JobStore:
         self.loc.write_bytes(name, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
     def _meta(self, complete: bool, summary: dict | None = None) -> dict:
-        return {"imgfeat_output": 1, "complete": complete, "format": self.fmt,
+        return {"imgfeat_output": LAYOUT, "complete": complete, "format": self.fmt,
                 "config_hash": self.config_hash, "config": self.config,
                 "metadata": self.metadata, "summary": summary}
 
@@ -204,11 +211,14 @@ class JobStore:
         with contextlib.suppress(StoreError, KeyError):
             old = [get_format(read_meta(self.loc, META)["format"])]
         for fmt in old or formats():
-            folder = shard_folder(fmt)
-            for index in indices(self.loc.listdir(folder), fmt.suffix):
-                self.loc.remove(shard_path(fmt, index))
+            for layout in range(1, LAYOUT + 1):
+                folder = shard_folder(fmt, layout)
+                for index in indices(self.loc.listdir(folder), fmt.suffix):
+                    self.loc.remove(shard_path(fmt, index, layout))
             for name in fmt.merged_files:
                 self.loc.remove(name)
+        if not self.loc.listdir(DATA):
+            self.loc.remove(DATA)
         for name in (MANIFESTS, PARTS, FAILURES, ITEMS, META):
             self.loc.remove(name)
 
