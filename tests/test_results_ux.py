@@ -1,6 +1,6 @@
 """Honest, readable results: the Parquet data folder is a dataset every reader opens (failed
-images listed beside it, not inside), split folders are splits, labels sort and come back as they were given, results
-record what they evaluated, resume and sample say what they did."""
+images listed beside it, not inside), split folders are splits, labels sort and come back as
+they were given, results record what they evaluated, resume and sample say what they did."""
 
 from __future__ import annotations
 
