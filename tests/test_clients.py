@@ -275,3 +275,14 @@ def test_outputs_of_earlier_versions_still_load(fmt, tmp_path):
     assert ids == ref["ids"].tolist() and list(y) == ref["labels"].tolist()
     assert [f["id"] for f in meta["failures"]] == ["dogs/broken.png"]
     assert meta["paths"][0] == "imgs/cats/0.png"
+
+
+def test_an_earlier_parquet_output_is_not_resumed_but_can_be_replaced(text_labels, tmp_path):
+    from imgfeat import StoreError
+
+    out = shutil.copytree(OLD_OUTPUTS / "parquet", tmp_path / "old")
+    with pytest.raises(StoreError, match="an earlier imgfeat wrote it.*overwrite"):
+        _extract(text_labels, out, "parquet", resume=True)
+    assert (out / "part-00000.parquet").is_file()  # refused: nothing touched
+    _extract(text_labels, out, "parquet", overwrite=True)
+    assert not list(out.glob("*.parquet")) and len(load_features(out)[2]) == 12

@@ -75,8 +75,21 @@ class JobStore:
             raise StoreError(f"cannot create output folder {out}: {exc.strerror}") from None
         if not loc.remote and not os.access(loc.path, os.W_OK | os.X_OK):
             raise StoreError(f"output folder is not writable: {out}")
+        if existing:
+            self._refuse_earlier_layout(read_meta(loc, META))
         self.resuming = existing
         return existing
+
+    def _refuse_earlier_layout(self, job: dict) -> None:
+        """An output whose shards lie where this version does not put them is not resumed."""
+        try:
+            fmt = get_format(job.get("format", ""))
+        except StoreError:
+            return  # a format this process does not know: the configuration check says so
+        if layout_of(job) < LAYOUT and fmt.shards_are_output:
+            raise StoreError(f"cannot resume {self.out}: an earlier imgfeat wrote it (its Parquet "
+                             f"parts at the top, not in {DATA}/); load_features reads it as it "
+                             f"is, or run again with {arg('overwrite', True)}")
 
     def check_listing(self, items: Sequence[Item], keep_listing: bool = False) -> list[Item]:
         """The items a resumed job runs on: the frozen list, which must equal ``items`` unless
@@ -112,10 +125,6 @@ class JobStore:
     def check_config(self, config: dict, config_hash: str) -> bool:
         """Refuse to resume a job made with another configuration; True when it is complete."""
         old = read_meta(self.loc, META)
-        if layout_of(old) < LAYOUT and self.format.shards_are_output:
-            raise StoreError(f"cannot resume {self.out}: an earlier imgfeat wrote it (its Parquet "
-                             f"parts at the top, not in {DATA}/); load_features still reads it, "
-                             f"or run again with {arg('overwrite', True)}")
         if old.get("config_hash") != config_hash:
             diff = _differences(old.get("config", {}), config)
             raise StoreError(
