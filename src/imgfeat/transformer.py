@@ -37,9 +37,11 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         """The :class:`ModelConfig` these parameters describe (every one of its fields)."""
         return ModelConfig.from_options(**pick_model_options(vars(self)))
 
-    def fit(self, X, y=None):
-        """Check ``X`` (see :meth:`transform`) and load the backbone; nothing is learned."""
-        self._validate(X, reset=True)
+    def fit(self, X=None, y=None):
+        """Check ``X`` (see :meth:`transform`) and load the backbone; nothing is learned.
+        ``fit()`` with no ``X`` only loads the backbone."""
+        if X is not None:
+            self._validate(X, reset=True)
         self.extractor_ = Extractor(self.model_config(), device=self.device)
         self.n_features_out_ = self.extractor_.dim
         return self
