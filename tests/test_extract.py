@@ -36,8 +36,8 @@ def test_every_format_round_trips(image_folder, tmp_path, reference, fmt):
 
 def test_parquet_schema_and_metadata(image_folder, tmp_path):
     extract(image_folder, tmp_path / "o", **TINY, progress=False)
-    table = pq.read_table(tmp_path / "o" / "part-00000.parquet")
-    assert table.column_names == ["id", "path", "label", "split", "status", "error", "vector"]
+    table = pq.read_table(tmp_path / "o" / "data" / "part-00000.parquet")
+    assert table.column_names == ["id", "path", "label", "split", "vector"]
     vtype = table.schema.field("vector").type
     assert vtype.list_size == 256 and str(vtype.value_type) == "float"
     meta = json.loads(table.schema.metadata[b"imgfeat"])
@@ -49,7 +49,7 @@ def test_parquet_schema_and_metadata(image_folder, tmp_path):
 def test_orange_csv_header(image_folder, tmp_path):
     extract(image_folder, tmp_path / "o", **TINY, format="csv", progress=False)
     header = (tmp_path / "o" / "features.csv").read_text().splitlines()[0].split(",")
-    assert header[:3] == ["Class", "n0", "n1"] and len(header) == 257
+    assert header[:3] == ["cD#Class", "C#n0", "C#n1"] and header[257:] == ["mS#id", "mS#path"]
     X, y, _, _ = load_features(tmp_path / "o" / "features.csv")
     assert X.shape == (15, 256) and y[0] == "cats"
 

@@ -187,7 +187,7 @@ def test_corrupt_manifest(tmp_path, finished, capsys):
     meta = tmp_path / "o" / "_imgfeat.json"
     job = json.loads(meta.read_text())
     meta.write_text(json.dumps({**job, "complete": False}))
-    (tmp_path / "o" / "part-00002.parquet").unlink()  # the run stopped before the last shard
+    (tmp_path / "o" / "data" / "part-00002.parquet").unlink()  # the run stopped before the last shard
     (tmp_path / "o" / "_manifests" / "part-00000.json").write_text("{")
     line = one_line(capsys, finished + ["--resume"])
     assert "part-00000.json is damaged" in line

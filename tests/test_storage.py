@@ -75,7 +75,7 @@ def test_s3_folder_to_s3_output_equals_local(s3, image_folder, tmp_path):
     assert ids == ids0 and list(y) == list(y0) and meta["complete"]
     assert meta["paths"][0] == f"{src}/{ids[0]}"
     np.testing.assert_allclose(X, X0, rtol=1e-6, atol=1e-6)
-    X1, _, ids1, _ = load_features(out + "part-00001.parquet", storage_options=s3.options)
+    X1, _, ids1, _ = load_features(out + "data/part-00001.parquet", storage_options=s3.options)
     assert ids1 == ids0[4:8] and np.allclose(X1, X0[4:8], atol=1e-6)
     written = {k: s3.fs.cat_file(k) for k in s3.fs.find(out[5:])}
     assert "_imgfeat.json" in {k.rsplit("/", 1)[-1] for k in written}
@@ -136,7 +136,7 @@ def test_crash_between_data_and_manifest_then_resume(s3, image_folder, tmp_path,
     with pytest.raises(KeyboardInterrupt):
         extract(src, out, **RUN, storage_options=s3.options)
     monkeypatch.setattr(JobStore, "_write_json", real)
-    assert s3.fs.exists(f"{out[5:]}/part-00001.parquet")  # data without its manifest…
+    assert s3.fs.exists(f"{out[5:]}/data/part-00001.parquet")  # data without its manifest…
     _, _, ids, meta = load_features(out, storage_options=s3.options)
     assert len(ids) == 4 and not meta["complete"]  # …is not visible
     with pytest.raises(StoreError, match="resume=True"):

@@ -223,8 +223,8 @@ def test_the_format_registry_is_cheap_and_checks_names():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        timeout=120)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == ["('parquet', 'npy', 'csv')", "[]"]
-    with pytest.raises(ConfigError, match="format must be one of parquet, npy, csv, toy-jsonl"):
+    assert r.stdout.splitlines() == ["('parquet', 'npy', 'csv', 'csv-plain')", "[]"]
+    with pytest.raises(ConfigError, match="format must be one of parquet, npy, csv, csv-plain, toy-jsonl"):
         ExtractConfig(format="hdf5")
     assert ExtractConfig(format=TOY).format == TOY
 

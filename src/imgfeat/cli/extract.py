@@ -21,8 +21,9 @@ def add_parsers(sub) -> None:
     add_model_arguments(p.add_argument_group("model"))
     g = p.add_argument_group("output and run")
     g.add_argument("--format", choices=format_names(), default="parquet",
-                   help="parquet (a dataset pandas, polars, duckdb and pyarrow read), npy, or "
-                        "csv (the Orange format: Class,n0,n1,…)")
+                   help="parquet (OUT/data: a folder pandas, pyarrow, polars, duckdb and "
+                        "Hugging Face datasets read), npy, csv (Orange's header flags: Class is "
+                        "the target), or csv-plain (Class,n0,n1,…,id,path)")
     g.add_argument("--shard-size", type=int, default=1000, help="images per shard")
     g.add_argument("--resume", action="store_true", help="finish an interrupted run")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PIL import Image
 
@@ -32,7 +33,7 @@ class Source:
     storage_options: dict = {}
 
     def __init__(self, items: Sequence[Item]):
-        self.items = list(items)
+        self.items = [_absolute(it) for it in items]
         ids = [it.id for it in self.items]
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
@@ -62,6 +63,14 @@ class Source:
     @property
     def labels(self) -> list[str | None]:
         return [it.label for it in self.items]
+
+
+def _absolute(item: Item) -> Item:
+    """``item`` with its local path made absolute (a URL stays as it is): outputs record paths a
+    client anywhere on the machine can open, whatever folder imgfeat ran in."""
+    if item.path is None or "://" in item.path or os.path.isabs(item.path):
+        return item
+    return replace(item, path=os.path.abspath(item.path))
 
 
 def fetch(url: str, storage_options: dict | None = None) -> bytes:

@@ -1,8 +1,8 @@
 """Output folders (local or object storage) in any registered format.
 
 - :mod:`.format`: the :class:`ShardFormat` contract and the name registry (cheap to import);
-- :mod:`.parquet`, :mod:`.npy`, :mod:`.csv`: one module per format (:mod:`.npz`: the shards
-  that npy and csv merge at the end);
+- :mod:`.parquet`, :mod:`.npy`, :mod:`.csv`, :mod:`.csv_plain`: one module per format
+  (:mod:`.npz`: the shards that npy and the CSVs merge at the end);
 - :mod:`.layout`: where each file of an output lives; :mod:`.listing`: the frozen item list;
 - :mod:`.job`: the job writer (:class:`JobStore`); :mod:`.reader`: :func:`load_features`.
 """

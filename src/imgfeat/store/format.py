@@ -71,7 +71,7 @@ class ShardFormat:
 
 
 #: built-in formats: name -> module (relative to this package) defining ``FORMAT``
-_BUILTIN = {"parquet": ".parquet", "npy": ".npy", "csv": ".csv"}
+_BUILTIN = {"parquet": ".parquet", "npy": ".npy", "csv": ".csv", "csv-plain": ".csv_plain"}
 _FORMATS: dict[str, ShardFormat | str] = dict(_BUILTIN)
 
 

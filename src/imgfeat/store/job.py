@@ -18,11 +18,14 @@ from ..storage import TMP_PREFIX, Location
 from ..usage import arg
 from .format import ShardFormat, check_format, formats, get_format
 from .layout import (
+    DATA,
     FAILURES,
+    LAYOUT,
     MANIFESTS,
     META,
     PARTS,
     indices,
+    layout_of,
     manifest_path,
     read_meta,
     shard_folder,
@@ -72,8 +75,21 @@ class JobStore:
             raise StoreError(f"cannot create output folder {out}: {exc.strerror}") from None
         if not loc.remote and not os.access(loc.path, os.W_OK | os.X_OK):
             raise StoreError(f"output folder is not writable: {out}")
+        if existing:
+            self._refuse_earlier_layout(read_meta(loc, META))
         self.resuming = existing
         return existing
+
+    def _refuse_earlier_layout(self, job: dict) -> None:
+        """An output whose shards lie where this version does not put them is not resumed."""
+        try:
+            fmt = get_format(job.get("format", ""))
+        except StoreError:
+            return  # a format this process does not know: the configuration check says so
+        if layout_of(job) < LAYOUT and fmt.shards_are_output:
+            raise StoreError(f"cannot resume {self.out}: an earlier imgfeat wrote it (its Parquet "
+                             f"parts at the top, not in {DATA}/); load_features reads it as it "
+                             f"is, or run again with {arg('overwrite', True)}")
 
     def check_listing(self, items: Sequence[Item], keep_listing: bool = False) -> list[Item]:
         """The items a resumed job runs on: the frozen list, which must equal ``items`` unless
@@ -193,7 +209,7 @@ class JobStore:
         self.loc.write_bytes(name, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
     def _meta(self, complete: bool, summary: dict | None = None) -> dict:
-        return {"imgfeat_output": 1, "complete": complete, "format": self.fmt,
+        return {"imgfeat_output": LAYOUT, "complete": complete, "format": self.fmt,
                 "config_hash": self.config_hash, "config": self.config,
                 "metadata": self.metadata, "summary": summary}
 
@@ -204,11 +220,14 @@ class JobStore:
         with contextlib.suppress(StoreError, KeyError):
             old = [get_format(read_meta(self.loc, META)["format"])]
         for fmt in old or formats():
-            folder = shard_folder(fmt)
-            for index in indices(self.loc.listdir(folder), fmt.suffix):
-                self.loc.remove(shard_path(fmt, index))
+            for layout in range(1, LAYOUT + 1):
+                folder = shard_folder(fmt, layout)
+                for index in indices(self.loc.listdir(folder), fmt.suffix):
+                    self.loc.remove(shard_path(fmt, index, layout))
             for name in fmt.merged_files:
                 self.loc.remove(name)
+        if not self.loc.listdir(DATA):
+            self.loc.remove(DATA)
         for name in (MANIFESTS, PARTS, FAILURES, ITEMS, META):
             self.loc.remove(name)
 

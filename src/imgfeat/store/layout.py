@@ -1,5 +1,11 @@
 """Where everything lives in an output folder: the job's JSON files, each shard's manifest and
-data (:func:`shard_path`, the one place a shard's location is derived)."""
+data (:func:`shard_path`, the one place a shard's location is derived).
+
+Layout 2 (this version): a format whose shards are the output (Parquet) keeps them in ``data/``,
+a folder of data files alone that pandas, pyarrow, polars, duckdb and Hugging Face ``datasets``
+open as a folder; the job's own files (``_imgfeat.json``, ``_manifests/``, ``_items.arrow``,
+``_failures.csv``) lie beside it. Layout 1 (earlier versions) had the parts at the top.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +22,14 @@ if TYPE_CHECKING:
 
 META = "_imgfeat.json"
 MANIFESTS = "_manifests"
-#: the list of failed images; its leading underscore keeps it out of the Parquet dataset that
-#: pandas, polars, duckdb and pyarrow read from the folder (failed rows are in the dataset too)
+#: the list of failed images (they are not in the data: their vectors do not exist)
 FAILURES = "_failures.csv"
 #: where the shards of formats that merge at the end are kept until then
 PARTS = "_parts"
+#: where the shards of formats whose shards are the output live (layout 2)
+DATA = "data"
+#: the output layout this version writes, recorded as ``imgfeat_output`` in ``_imgfeat.json``
+LAYOUT = 2
 
 
 def part_name(index: int) -> str:
@@ -32,16 +41,24 @@ def manifest_path(index: int) -> str:
     return f"{MANIFESTS}/{part_name(index)}.json"
 
 
-def shard_path(fmt: ShardFormat, index: int) -> str:
-    """Where shard ``index`` of a job in ``fmt`` lives, relative to the output: at the top when
-    the shards are the output itself (Parquet parts), else under ``_parts/`` until the merge."""
+def shard_path(fmt: ShardFormat, index: int, layout: int = LAYOUT) -> str:
+    """Where shard ``index`` of a job in ``fmt`` lives, relative to the output: in ``data/``
+    when the shards are the output itself (Parquet parts; at the top in layout 1), else under
+    ``_parts/`` until the merge."""
     name = f"{part_name(index)}{fmt.suffix}"
-    return name if fmt.shards_are_output else f"{PARTS}/{name}"
+    if not fmt.shards_are_output:
+        return f"{PARTS}/{name}"
+    return f"{DATA}/{name}" if layout >= 2 else name
 
 
-def shard_folder(fmt: ShardFormat) -> str:
+def shard_folder(fmt: ShardFormat, layout: int = LAYOUT) -> str:
     """The folder that holds a job's shards ("" for the output itself)."""
-    return shard_path(fmt, 0).rpartition("/")[0]
+    return shard_path(fmt, 0, layout).rpartition("/")[0]
+
+
+def layout_of(job: dict) -> int:
+    """The layout of an output from its ``_imgfeat.json``."""
+    return int(job.get("imgfeat_output") or 1)
 
 
 def indices(names: Iterable[str], suffix: str) -> list[int]:

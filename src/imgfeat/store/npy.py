@@ -19,7 +19,7 @@ class NpyFormat(NpzShards):
     file_endings = ("_data.npy",)
 
     def write_vectors(self, out: Location, blocks, labels: list[str], dim: int,
-                      dtype: np.dtype) -> None:
+                      dtype: np.dtype, ids: dict[str, list]) -> None:
         # streamed: the header first, then each shard's rows (spooled whole on object stores)
         with out.open_write(DATA) as fh:
             np.lib.format.write_array_header_1_0(fh, {

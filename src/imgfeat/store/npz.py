@@ -57,12 +57,13 @@ class NpzShards(ShardFormat):
                 labels.append(s["labels"][i] or "")
             dim, dtype = s["vectors"].shape[1], s["vectors"].dtype
         blocks = (self.read_shard(out.read_bytes(name))["vectors"] for name in shards)
-        self.write_vectors(out, blocks, labels, dim, dtype)
+        self.write_vectors(out, blocks, labels, dim, dtype, ids_doc)
         out.write_bytes(IDS, json.dumps(ids_doc).encode())
 
     def write_vectors(self, out: Location, blocks, labels: list[str], dim: int,
-                      dtype: np.dtype) -> None:
-        """Write the merged vectors (``blocks``: each shard's, in order) and labels."""
+                      dtype: np.dtype, ids: dict[str, list]) -> None:
+        """Write the merged vectors (``blocks``: each shard's, in order) and labels (``ids``:
+        the rows' ``ids``, ``paths`` and ``splits``, as ``features_ids.json`` holds them)."""
         raise NotImplementedError
 
     def read_vectors(self, out: Location) -> tuple[np.ndarray, list[str]]:
@@ -76,8 +77,12 @@ class NpzShards(ShardFormat):
                 "labels": labels, "vectors": X}
 
 
-def file_columns(X: np.ndarray, labels: list[str]) -> Columns:
-    """Columns of a bare features file (no ids: rows are numbered)."""
+def file_columns(X: np.ndarray, labels: list[str], rows: dict[str, list] | None = None
+                 ) -> Columns:
+    """Columns of a bare features file: its ``rows`` (``ids``, ``paths``, ``splits``) where it
+    holds them, else the rows numbered."""
     n = len(X)
-    return {"ids": [str(i) for i in range(n)], "paths": [None] * n, "splits": [None] * n,
+    rows = rows or {}
+    return {"ids": rows.get("ids") or [str(i) for i in range(n)],
+            "paths": rows.get("paths") or [None] * n, "splits": rows.get("splits") or [None] * n,
             "labels": labels, "errors": [None] * n, "ok": np.ones(n, bool), "vectors": X}

@@ -13,7 +13,16 @@ import numpy as np
 from ..errors import StoreError
 from ..storage import Location, is_url
 from .format import Columns, ShardFormat, formats, get_format
-from .layout import FAILURES, MANIFESTS, META, indices, read_meta, shard_folder, shard_path
+from .layout import (
+    FAILURES,
+    MANIFESTS,
+    META,
+    indices,
+    layout_of,
+    read_meta,
+    shard_folder,
+    shard_path,
+)
 
 
 def no_features_error(path: str | os.PathLike, meta: dict) -> StoreError:
@@ -76,14 +85,14 @@ def _load_job(loc: Location):
                                                        newline="")))
         return _result(cols["vectors"], cols["labels"], cols["ids"], cols["paths"],
                        cols["splits"], failures, meta)
-    return _from_shards(_finished_shards(loc, fmt), meta, job["metadata"].get("dim", 0),
-                        job["metadata"].get("dtype", "float32"))
+    return _from_shards(_finished_shards(loc, fmt, layout_of(job)), meta,
+                        job["metadata"].get("dim", 0), job["metadata"].get("dtype", "float32"))
 
 
-def _finished_shards(loc: Location, fmt: ShardFormat) -> list[Columns]:
+def _finished_shards(loc: Location, fmt: ShardFormat, layout: int) -> list[Columns]:
     """The shards whose manifest and data both exist, in order."""
-    data = set(indices(loc.listdir(shard_folder(fmt)), fmt.suffix))
-    return [fmt.read_shard(loc.read_bytes(shard_path(fmt, index)))
+    data = set(indices(loc.listdir(shard_folder(fmt, layout)), fmt.suffix))
+    return [fmt.read_shard(loc.read_bytes(shard_path(fmt, index, layout)))
             for index in indices(loc.listdir(MANIFESTS), ".json") if index in data]
 
 
