@@ -13,7 +13,7 @@ import pytest
 
 from imgfeat import extract, load_features
 
-from .conftest import TINY, make_image
+from tests.conftest import TINY, make_image
 
 OLD_OUTPUTS = Path(__file__).parent / "data" / "old_outputs"
 

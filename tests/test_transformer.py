@@ -38,7 +38,7 @@ def test_in_a_pipeline_with_arrays_and_paths(image_folder):
 
 @pytest.fixture(scope="module")
 def paths_and_features(tmp_path_factory):
-    from .conftest import make_image
+    from tests.conftest import make_image
 
     root = tmp_path_factory.mktemp("imgs")
     paths = []
