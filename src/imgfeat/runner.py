@@ -19,6 +19,7 @@ from .engines import ENGINES, run_local
 from .errors import ConfigError, ImgfeatWarning, ItemsFailedError
 from .pipeline import Extractor, ShardUnavailable, make_shards
 from .precision import resolve_precision, slow_precision
+from .runtimes import check_runtime
 from .sources import Source, open_source
 from .storage import StorageUnavailableError, join
 from .store import FAILURES, JobStore
@@ -42,6 +43,8 @@ class ExtractResult:
     reused: int = 0
     #: the precision the model ran in (``auto`` resolved for the device)
     precision: str = "fp32"
+    #: the runtime the network ran in (``auto`` resolved: torch, openvino or onnxruntime)
+    runtime: str = "torch"
 
     @property
     def failures_path(self) -> Path | str | None:
@@ -66,7 +69,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
             max_pixels: int = MAX_PIXELS, ray_address: str | None = None,
             fold_bn: bool = True, storage_options: dict | None = None,
             keep_listing: bool = False, gpus_per_worker: float = 0,
-            ray_max_actors: int | None = None) -> ExtractResult:
+            ray_max_actors: int | None = None, runtime: str = "auto") -> ExtractResult:
     """Extract features of every image in ``source`` into the folder ``output``.
 
     ``source`` is a folder, a ``.csv`` list, a ``.npy`` array (with ``data_labels``), an array,
@@ -78,7 +81,9 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
     is removed again). ``precision="auto"`` runs bf16 where the device has it natively (CUDA
     with bf16, CPUs with AVX512-BF16 or AMX) and fp32 elsewhere; the metadata records which.
     ``engine="ray"`` runs on a Ray cluster (``ray_address``, up to ``ray_max_actors`` actors,
-    each with ``gpus_per_worker`` GPUs when given).
+    each with ``gpus_per_worker`` GPUs when given). ``runtime`` runs the network in torch or
+    exported to ``openvino`` or ``onnxruntime`` (``auto``: the fastest installed one whose maps
+    equal torch's on a probe, fp32 on CPU with the local engine; the metadata records which).
     """
     t0 = time.perf_counter()
     if engine not in ENGINES:
@@ -96,6 +101,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         raise ConfigError("with --engine ray the driver runs on cpu; use --gpus-per-worker N "
                           "to run the Ray actors on GPUs")
     device = check_device(device)
+    runtime = check_runtime(runtime, device, engine)
     precision = resolve_precision(precision, device)
     if (why := slow_precision(precision, device)) is not None:
         warnings.warn(why, ImgfeatWarning, stacklevel=2)
@@ -106,7 +112,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
     run = RunConfig(batch_size=batch_size or default_batch_size(device), num_workers=num_workers,
                     threads=threads, device=device, shard_size=shard_size,
                     progress=sys.stderr.isatty() if progress is None else progress,
-                    strict=strict)
+                    strict=strict, runtime=runtime)
     cluster = None
     if engine == "ray":  # a local cluster starts while we list the source and build the network
         from .engines.ray import connect
@@ -124,7 +130,8 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                 raise ItemsFailedError(f"{bad.id}: {bad.error} (strict)")
         n_threads, workers = run.resolved_threads_workers()
         torch.set_num_threads(n_threads)
-        extractor = Extractor(mcfg, device=device)
+        extractor = Extractor(mcfg, device=device, threads=n_threads,
+                              runtime=runtime if engine == "local" else "torch")
         store = JobStore(output, format, storage_options)
         lock = OutputLock(store.loc)  # one writer per folder; before --overwrite removes anything
         lock.acquire()
@@ -139,7 +146,8 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         pending = [s for s in shards if s.index not in done]
         reused = sum(len(s.items) for s in shards if s.index in done)
         if not pending and store.is_complete():
-            return _result(store, shards, len(shards), t0, extractor.dim, reused, precision)
+            return _result(store, shards, len(shards), t0, extractor.dim, reused, precision,
+                           extractor.runtime)
         bar = tqdm(total=sum(len(s.items) for s in pending), unit="img", disable=not run.progress,
                    desc="extract", dynamic_ncols=True, smoothing=0.1)
         written = 0
@@ -183,7 +191,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         with writing(store.out):
             store.finish(len(shards))
         return _result(store, shards, len(shards) - len(pending), t0, extractor.dim, reused,
-                       precision)
+                       precision, extractor.runtime)
     finally:
         if lock is not None:
             lock.release()
@@ -193,12 +201,12 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
 
 
 def _result(store: JobStore, shards, skipped: int, t0: float, dim: int, reused: int,
-            precision: str) -> ExtractResult:
+            precision: str, runtime: str = "torch") -> ExtractResult:
     summary = store.summary()
     out = store.out if store.loc.remote else Path(store.out)
     return ExtractResult(out, summary.get("items", 0), summary.get("ok", 0),
                          summary.get("failed", 0), len(shards), skipped,
-                         time.perf_counter() - t0, dim, reused, precision)
+                         time.perf_counter() - t0, dim, reused, precision, runtime)
 
 
 def default_batch_size(device: str) -> int:
