@@ -33,9 +33,10 @@ from imgfeat.runtimes import installed_runtimes, runtime_version
 USPTEX = Path(__file__).resolve().parents[2] / "shared" / "data" / "usptex"
 
 
-def forward_rate(ex: Extractor, batch: int, size: int, seconds: float = 8.0) -> float:
-    """Images/s of ``embed`` on a ready uint8 batch (after one warm-up), for ``seconds``."""
-    x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8,
+def forward_rate(ex: Extractor, batch: int, seconds: float = 8.0) -> float:
+    """Images/s of ``embed`` on a ready uint8 batch at the model's input size (after one
+    warm-up), for ``seconds``."""
+    x = torch.randint(0, 256, (batch, *ex.data_config["input_size"]), dtype=torch.uint8,
                       generator=torch.Generator().manual_seed(0))
     ex.embed(x)
     n, t0 = 0, time.perf_counter()
@@ -45,10 +46,11 @@ def forward_rate(ex: Extractor, batch: int, size: int, seconds: float = 8.0) -> 
     return n / (time.perf_counter() - t0)
 
 
-def whole_run(folder: Path, out: Path, runtime: str, model: str) -> float:
+def whole_run(folder: Path, out: Path, runtime: str, model: str, pretrained: bool) -> float:
     """Images/s of one ``imgfeat.extract`` of ``folder`` (model build and probe included)."""
     t0 = time.perf_counter()
-    res = imgfeat.extract(folder, out, model=model, precision="fp32", runtime=runtime,
+    res = imgfeat.extract(folder, out, model=model, pretrained=pretrained, precision="fp32",
+                          runtime=runtime,
                           progress=False, overwrite=True)
     assert res.runtime == runtime, (res.runtime, runtime)
     return res.items / (time.perf_counter() - t0)
@@ -58,12 +60,14 @@ def vectors(out: Path) -> np.ndarray:
     return imgfeat.load_features(out)[0].astype(np.float64)
 
 
-def startup(model: str, runtime: str, image_dir: Path) -> tuple[float, float, bool]:
+def startup(model: str, pretrained: bool, runtime: str, image_dir: Path
+            ) -> tuple[float, float, bool]:
     """(seconds from launch to the first vector, one-image CLI run's wall seconds, timm
     imported) in fresh processes."""
     code = ("import sys, time; t0 = float(sys.argv[1]); import torch\n"
             "from imgfeat import Extractor, ModelConfig\n"
-            f"ex = Extractor(ModelConfig(model={model!r}, precision='fp32'), runtime={runtime!r})\n"
+            f"ex = Extractor(ModelConfig(model={model!r}, pretrained={pretrained}, "
+            f"precision='fp32'), runtime={runtime!r})\n"
             "ex.embed(torch.zeros(1, 3, *ex.data_config['input_size'][1:], dtype=torch.uint8))\n"
             "print(time.time() - t0, 'timm' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code, repr(time.time())], capture_output=True,
@@ -73,7 +77,8 @@ def startup(model: str, runtime: str, image_dir: Path) -> tuple[float, float, bo
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "imgfeat", "extract", str(image_dir), "-o",
                         f"{out}/f", "--model", model, "--precision", "fp32", "--runtime",
-                        runtime, "-q"], check=True, capture_output=True)
+                        runtime, "-q", *([] if pretrained else ["--no-pretrained"])],
+                       check=True, capture_output=True)
         wall = time.perf_counter() - t0
     return float(first), wall, timm == "True"
 
@@ -86,6 +91,9 @@ def main() -> None:
     ap.add_argument("--naive-images", type=int, default=300,
                     help="USPtex images for the naive loop (its rate, not its total)")
     ap.add_argument("--startup", action="store_true", help="also time cached starts")
+    ap.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                    help="random weights (a quick check with a test_* model; no naive loop)")
+    ap.add_argument("--usptex", type=Path, default=USPTEX, help="the USPtex folder")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="imgfeat-runtimes-"))
     os.environ["IMGFEAT_CACHE_DIR"] = str(work / "cache")
@@ -93,17 +101,17 @@ def main() -> None:
     print(f"cores {len(os.sched_getaffinity(0))}; torch {torch.__version__}, "
           + ", ".join(f"{r} {runtime_version(r)}" for r in installed_runtimes()[1:]))
     runtimes = installed_runtimes()
-    cfg = ModelConfig(model=args.model, precision="fp32")
+    cfg = ModelConfig(model=args.model, pretrained=args.pretrained, precision="fp32")
     auto = Extractor(cfg, runtime="auto", threads=torch.get_num_threads())
     print(f"auto chooses: {auto.runtime} (probe error {auto.runtime_error})")
     for rt in runtimes:  # export once, timed (the cache is empty)
         t0 = time.perf_counter()
         ex = Extractor(cfg, runtime=rt)
         print(f"{rt}: Extractor ready in {time.perf_counter() - t0:.1f} s "
-              f"(export or compile included), forward-only batch 16 at 224 px: "
-              f"{forward_rate(ex, 16, 224):.1f} img/s")
+              f"(export or compile included), forward-only batch 16: "
+              f"{forward_rate(ex, 16):.1f} img/s")
         del ex
-    sets = {"usptex": USPTEX} if USPTEX.is_dir() else {}
+    sets = {"usptex": args.usptex} if args.usptex.is_dir() else {}
     sets["large"] = make_images(work / "large", args.large, (1600, 1200))
     rates: dict[tuple[str, str], list[float]] = {}
     diffs: dict[tuple[str, str], float] = {}
@@ -112,15 +120,16 @@ def main() -> None:
             order = runtimes[rep % len(runtimes):] + runtimes[:rep % len(runtimes)]
             for rt in order:
                 out = work / f"{name}-{rt}"
-                rates.setdefault((name, rt), []).append(whole_run(folder, out, rt, args.model))
+                rates.setdefault((name, rt), []).append(whole_run(folder, out, rt, args.model,
+                                                                    args.pretrained))
                 print(f"  repeat {rep}: {name} {rt} {rates[name, rt][-1]:.1f} img/s", flush=True)
             ref = vectors(work / f"{name}-torch")
             for rt in runtimes:
                 diffs[name, rt] = float(np.abs(vectors(work / f"{name}-{rt}") - ref).max()
                                         / np.abs(ref).max())
     naive = None
-    if USPTEX.is_dir():
-        paths = sorted(USPTEX.rglob("*.png"))[:args.naive_images]
+    if args.usptex.is_dir() and args.pretrained and args.naive_images:
+        paths = sorted(args.usptex.rglob("*.png"))[:args.naive_images]
         naive = naive_loop(args.model, paths)[0]
         print(f"naive one-image loop on {len(paths)} USPtex images: {naive:.1f} img/s")
     print(f"\n| runtime | whole run, USPtex (img/s) | whole run, {args.large} large JPEGs "
@@ -137,7 +146,7 @@ def main() -> None:
         one = work / "one"
         make_images(one, 1, (640, 480))
         for rt in ("torch", auto.runtime):
-            first, wall, timm = startup(args.model, rt, one)
+            first, wall, timm = startup(args.model, args.pretrained, rt, one)
             print(f"startup {rt}{' (cached export)' if rt != 'torch' else ''}: first vector "
                   f"{first:.2f} s after launch, one-image run {wall:.2f} s, timm imported: {timm}")
 
