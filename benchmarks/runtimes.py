@@ -46,6 +46,30 @@ def forward_rate(ex: Extractor, batch: int, seconds: float = 8.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def _one_thread_rate(cfg: ModelConfig, runtime: str, queue) -> None:
+    torch.set_num_threads(1)
+    queue.put(forward_rate(Extractor(cfg, runtime=runtime, threads=1), 16))
+
+
+def processes_vs_threads(cfg: ModelConfig, runtime: str) -> tuple[float, float]:
+    """Forward-only images/s of one process with every core's thread against one
+    single-thread process per core, all running at once (the 'no idle core' question)."""
+    import multiprocessing as mp
+
+    cores = len(os.sched_getaffinity(0))
+    threads = forward_rate(Extractor(cfg, runtime=runtime, threads=cores), 16)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_one_thread_rate, args=(cfg, runtime, queue))
+             for _ in range(cores)]
+    for p in procs:
+        p.start()
+    total = sum(queue.get() for _ in procs)
+    for p in procs:
+        p.join()
+    return threads, total
+
+
 def whole_run(folder: Path, out: Path, runtime: str, model: str, pretrained: bool) -> float:
     """Images/s of one ``imgfeat.extract`` of ``folder`` (model build and probe included)."""
     t0 = time.perf_counter()
@@ -93,6 +117,8 @@ def main() -> None:
     ap.add_argument("--startup", action="store_true", help="also time cached starts")
     ap.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                     help="random weights (a quick check with a test_* model; no naive loop)")
+    ap.add_argument("--large-dir", type=Path, default=Path(tempfile.gettempdir())
+                    / "imgfeat-runtimes-large", help="where the large JPEGs are made (kept)")
     ap.add_argument("--usptex", type=Path, default=USPTEX, help="the USPtex folder")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="imgfeat-runtimes-"))
@@ -112,7 +138,7 @@ def main() -> None:
               f"{forward_rate(ex, 16):.1f} img/s")
         del ex
     sets = {"usptex": args.usptex} if args.usptex.is_dir() else {}
-    sets["large"] = make_images(work / "large", args.large, (1600, 1200))
+    sets["large"] = make_images(args.large_dir / str(args.large), args.large, (1600, 1200))
     rates: dict[tuple[str, str], list[float]] = {}
     diffs: dict[tuple[str, str], float] = {}
     for rep in range(args.repeats):
@@ -142,6 +168,11 @@ def main() -> None:
         vs_naive = f"{u / naive:.2f}x" if naive else "-"
         print(f"| {rt}{' (auto)' if rt == auto.runtime else ''} | {u:.1f} | {big:.1f} | "
               f"{u / t:.2f}x | {vs_naive} | {max(diffs.get((n, rt), 0) for n in sets):.1e} |")
+    for rt in runtimes:
+        threads, procs = processes_vs_threads(cfg, rt)
+        print(f"{rt}, forward-only: 1 process x {len(os.sched_getaffinity(0))} threads "
+              f"{threads:.1f} img/s; 1 single-thread process per core {procs:.1f} img/s "
+              f"({procs / threads:.2f}x)")
     if args.startup:
         one = work / "one"
         make_images(one, 1, (640, 480))
