@@ -30,7 +30,9 @@ import imgfeat
 from imgfeat import Extractor, ModelConfig
 from imgfeat.runtimes import installed_runtimes, runtime_version
 
-USPTEX = Path(__file__).resolve().parents[2] / "shared" / "data" / "usptex"
+USPTEX = next((p for p in (Path(__file__).resolve().parents[2] / "shared" / "data" / "usptex",
+                           Path("/work/shared/data/usptex")) if p.is_dir()),
+              Path("usptex"))
 
 
 def forward_rate(ex: Extractor, batch: int, seconds: float = 8.0) -> float:
