@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from imgfeat import extract, load_features
-
 from tests.conftest import TINY, make_image
 
 OLD_OUTPUTS = Path(__file__).parent / "data" / "old_outputs"

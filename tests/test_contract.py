@@ -18,6 +18,7 @@ import imgfeat
 from imgfeat import Extractor, FeatureExtractor, ModelConfig, create_pooling, list_poolings
 from imgfeat.backbones import backbone_kinds, create_backbone
 from imgfeat.backbones.registry import parse_model_name
+from imgfeat.runtimes import installed_runtimes
 
 
 def _timm(tmp_path: Path) -> str:
@@ -239,3 +240,26 @@ def test_feature_extractor_keeps_its_parameters_as_given():
     assert fe.get_params()["pool_args"] == {"m": 2} and fe.get_params()["batch_size"] == 16
     assert fe.model_config().pool_args == (("m", 2),)
     assert fe.fit().extractor_.pooling.m == 2
+
+
+RUNTIMES = installed_runtimes()[1:]  # the exported ones installed here (CI installs them all)
+
+
+@pytest.mark.skipif(not RUNTIMES, reason="no exported runtime installed (extras onnx, openvino)")
+@pytest.mark.parametrize("pool", list_poolings())
+def test_every_runtime_gives_the_vectors_of_torch(model_name, pool):
+    """Every kind and pooling under every installed runtime: the network runs there (no
+    fallback) and the vectors equal torch's, alone and in a batch, to 1e-4."""
+    layers = _layer_choices(pool)[-1]
+    cfg = ModelConfig(model=model_name, **OPTIONS, pool=pool, layers=layers)
+    torch_ex = Extractor(cfg)
+    x = _images(4)
+    ref = torch_ex.embed(x).astype(np.float64)
+    scale = np.abs(ref).max() + 1e-12
+    tol = max(1e-4, 2 * float(np.finfo(torch_ex.store_dtype).eps))  # float16 for pool none
+    for runtime in RUNTIMES:
+        ex = Extractor(cfg, runtime=runtime)
+        assert ex.runtime == runtime and ex.metadata()["runtime"] == runtime
+        assert ex.dim == torch_ex.dim and ex.layout == torch_ex.layout
+        assert np.abs(ex.embed(x) - ref).max() <= tol * scale, runtime
+        assert np.abs(ex.embed(x[:1]) - ref[:1]).max() <= tol * scale, runtime

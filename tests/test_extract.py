@@ -105,7 +105,8 @@ def test_killed_run_resumes_to_the_one_shot_result(tmp_path):
     """SIGKILL a CLI run at several points, resume it, and compare with a one-shot run."""
     root = random_class_folder(tmp_path / "many", n=120, classes=3, side=40, seed=0)
     args = ["--model", "test_efficientnet", "--no-pretrained", "--img-size", "160",
-            "--shard-size", "10", "--batch-size", "2", "--workers", "1", "-q"]
+            "--shard-size", "10", "--batch-size", "2", "--workers", "1", "-q",
+            "--runtime", "torch"]  # slow enough to be killed part-way
     cli = [sys.executable, "-m", "imgfeat.cli", "extract", str(root)]
     one = subprocess.run(cli + ["-o", str(tmp_path / "one"), *args], capture_output=True,
                          text=True, timeout=300)

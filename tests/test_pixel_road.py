@@ -90,7 +90,7 @@ def reference(data, model: str, tmp_path, name: str, first_module: type) -> dict
     """{item id: the image ``extract`` feeds ``model``}, with no --resize given."""
     with spy(first_module) as seen:
         r = extract(data, tmp_path / name, model=model, precision="fp32", progress=False,
-                    batch_size=64)
+                    batch_size=64, runtime="torch")  # the spy sees torch's modules
     assert r.ok == r.items
     ids = [it.id for it in open_source(data).items]
     got = rows(seen)
@@ -133,7 +133,7 @@ def test_autoencoder_tools_feed_what_extract_feeds(data, tmp_path):
     # the old road (a centre crop for a network that learned squashed images) is another tensor
     with spy(EncoderBlock) as crop:
         extract(data, tmp_path / "crop", model=f"ae:{tmp_path / 'run'}", resize="crop",
-                precision="fp32", progress=False)
+                precision="fp32", progress=False, runtime="torch")
     differ = [not torch.equal(a, b) for a, b in zip(rows(crop), ref.values(), strict=True)]
     assert sum(differ) == len(ref) - 1  # all but the one 4:3 image (64×48), as the run's 32×24
 

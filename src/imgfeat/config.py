@@ -161,6 +161,10 @@ class RunConfig:
     threads: int | None = None
     device: str = "cpu"
     progress: bool = True
+    #: torch, openvino, onnxruntime or auto (imgfeat.runtimes). Not hashed: a runtime is used
+    #: only where its maps of the probe equal torch's to 1e-4 (relative, fp32), the order of
+    #: float rounding that thread counts already cause; the metadata records which one ran
+    runtime: str = "auto"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

@@ -8,13 +8,11 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 import PIL
-import timm
 import torch
 
 from ._version import __version__
 from .backbones import WeightsInfo, create_backbone
 from .backbones.fuse import fold_batchnorm
-from .backbones.samepad import edge_same_padding
 from .batches import DecodedBatch, Shard, ShardData, ShardUnavailable, make_shards
 from .config import ModelConfig
 from .decode import MAX_PIXELS
@@ -76,12 +74,28 @@ class Extractor:
     ``parts``: from :func:`create_parts` when the caller made them already."""
 
     def __init__(self, cfg: ModelConfig, device: str = "cpu", channels_last: bool = True,
-                 parts: tuple | None = None):
+                 parts: tuple | None = None, runtime: str = "torch", threads: int | None = None,
+                 cached_only: bool = False):
+        """``runtime`` (:data:`imgfeat.runtimes.RUNTIMES`): ``torch`` runs the network eager;
+        another runs it exported (:mod:`imgfeat.runtimes`) with ``threads`` (default torch's)
+        where its maps of the probe equal torch's, and a cached export starts without
+        building the network (``cached_only``: only that, else :class:`LookupError`)."""
         self.cfg = cfg
         self.device = torch.device(device)
-        self.pooling, backbone = parts or create_parts(cfg)
+        self.pooling, backbone = parts or (create_pooling(cfg.pool, **dict(cfg.pool_args)), None)
         self.multi_layer = bool(getattr(self.pooling, "multi_layer", False))
         self.precision = resolve_precision(cfg.precision, self.device.type)
+        self.store_dtype = np.dtype(self.pooling.store_dtype)
+        #: the runtime the network runs in, its exported form (None: torch) and its probe error
+        self.runtime, self.compiled, self.runtime_error = "torch", None, None
+        exported = runtime != "torch" and self.device.type == "cpu"
+        threads = threads or torch.get_num_threads()
+        if exported and self._start_cached(runtime, threads):
+            return
+        if cached_only:
+            raise LookupError("no cached export")
+        if backbone is None:
+            backbone = create_backbone(cfg, multi_stage=self.multi_layer)
         self.weights = backbone.weights
         self.output_stride = backbone.output_stride
         self.arch = backbone.architecture
@@ -90,14 +104,53 @@ class Extractor:
         self.data_config = resolve_data_config(backbone, cfg)
         self.preprocess = Preprocess.from_data_config(self.data_config)
         self.backbone = backbone.to(self.device)
+        self.description = backbone.describe()
         probe, maps = self._probe()
         self.folded_bn, self.edge_padded = self._speed_up(probe, maps)
+        self.layout = self._layout(maps)
+        self.dim = sum(entry["size"] for entry in self.layout)
+        if exported:
+            from .runtimes.attach import attach
+
+            self.runtime, self.compiled, self.runtime_error = attach(self, probe, maps, runtime,
+                                                                     threads)
         self.channels_last = channels_last and self.device.type != "mps"
         if self.channels_last:
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
-        self.layout = self._layout(maps)
+
+    @classmethod
+    def cached(cls, cfg: ModelConfig, device: str, runtime: str, threads: int) -> Extractor | None:
+        """The extractor of a cached export (no network built, timm not imported), or None."""
+        try:
+            return cls(cfg, device, runtime=runtime, threads=threads, cached_only=True)
+        except LookupError:
+            return None
+
+    def _start_cached(self, runtime: str, threads: int) -> bool:
+        """Take everything but the network from a cached export (no network is built, timm is
+        not imported); False when there is none."""
+        from .backbones.base import LayerSpec, Tap
+        from .runtimes.attach import cached_start
+
+        start = cached_start(self, runtime, threads)
+        if start is None:
+            return False
+        self.backbone = None  # the exported network runs; the torch one is never built
+        self.runtime, self.compiled = start["runtime"], start["compiled"]
+        self.runtime_error = start["probe_error"]
+        self.weights = WeightsInfo(**start["weights"])
+        self.description = start["description"]
+        self.output_stride, self.arch = start["output_stride"], start["architecture"]
+        self.layer_spec = start["layer_spec"]
+        self.layers = LayerSpec([Tap(**t) for t in start["taps"]])
+        self.data_config = {k: tuple(v) if isinstance(v, list) else v
+                            for k, v in start["data_config"].items()}
+        self.preprocess = Preprocess.from_data_config(self.data_config)
+        self.folded_bn, self.edge_padded = start["folded_bn"], start["edge_padded"]
+        self.layout = start["layout"]
         self.dim = sum(entry["size"] for entry in self.layout)
-        self.store_dtype = np.dtype(self.pooling.store_dtype)
+        self.channels_last = False
+        return True
 
     def _probe(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One random image at the input size and the original network's maps of it: they give
@@ -113,6 +166,8 @@ class Extractor:
         1.07x on TF-ported models). A rewrite is kept only if every tap still matches the
         original network's maps ``ref`` of ``probe``: both are tried, then the folding alone.
         Returns (BatchNorms folded, convolutions changed)."""
+        from .backbones.samepad import edge_same_padding
+
         for edges in (True, False):
             with torch.no_grad():  # new weights must be ordinary tensors, not inference ones
                 swapped = edge_same_padding(self.backbone) if edges else None
@@ -161,8 +216,11 @@ class Extractor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            with autocast(self.precision, self.device):
-                maps = self.backbone(x)
+            if self.compiled is not None:
+                maps = self.compiled(x)
+            else:
+                with autocast(self.precision, self.device):
+                    maps = self.backbone(x)
             if self.multi_layer:  # poolings always run in float32
                 out = self.pooling.pool_maps([maps[t.name].float() for t in self.layers.taps])
             else:
@@ -174,7 +232,7 @@ class Extractor:
         """Provenance recorded with every output."""
         return {
             "model": self.cfg.model,
-            "backbone": self.backbone.describe(),
+            "backbone": self.description,
             "architecture": self.arch,
             "weights": self.weights.to_dict() if isinstance(self.weights, WeightsInfo) else None,
             "data_config": {k: list(v) if isinstance(v, tuple) else v
@@ -190,7 +248,9 @@ class Extractor:
             "same_convs_edge_padded": self.edge_padded,
             "dim": self.dim,
             "dtype": str(self.store_dtype),
-            "versions": versions(),
+            "runtime": self.runtime,
+            "runtime_probe_error": self.runtime_error,
+            "versions": versions(self.runtime),
         }
 
 
@@ -218,10 +278,17 @@ def resolve_layers(cfg: ModelConfig, pooling, backbone) -> str:
     return str(layers)
 
 
-def versions() -> dict:
-    return {"imgfeat": __version__, "torch": torch.__version__, "timm": timm.__version__,
-            "numpy": np.__version__, "pillow": PIL.__version__,
-            "python": platform.python_version()}
+def versions(runtime: str = "torch") -> dict:
+    """Versions recorded with an output (the exported runtime's too); timm's from its package
+    metadata, so that a cached start does not import it."""
+    from .runtimes import runtime_version
+
+    out = {"imgfeat": __version__, "torch": torch.__version__, "timm": runtime_version("timm"),
+           "numpy": np.__version__, "pillow": PIL.__version__,
+           "python": platform.python_version()}
+    if runtime != "torch":
+        out[runtime] = runtime_version(runtime)
+    return out
 
 
 def run_shard(extractor: Extractor, shard: Shard, batches: Iterable[DecodedBatch]) -> ShardData:

@@ -19,6 +19,7 @@ from .engines import EngineJob, create_engine
 from .errors import ConfigError, ImgfeatWarning, ItemsFailedError
 from .pipeline import Extractor, ShardUnavailable, create_parts, make_shards
 from .precision import resolve_precision, slow_precision
+from .runtimes import check_runtime
 from .sources import Source, open_source
 from .storage import StorageUnavailableError, join
 from .store import FAILURES, JobStore
@@ -42,6 +43,8 @@ class ExtractResult:
     reused: int = 0
     #: the precision the model ran in (``auto`` resolved for the device)
     precision: str = "fp32"
+    #: the runtime the network ran in (``auto`` resolved: torch, openvino or onnxruntime)
+    runtime: str = "torch"
 
     @property
     def failures_path(self) -> Path | str | None:
@@ -66,7 +69,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
             max_pixels: int = MAX_PIXELS, ray_address: str | None = None,
             fold_bn: bool = True, storage_options: dict | None = None,
             keep_listing: bool = False, gpus_per_worker: float = 0,
-            ray_max_actors: int | None = None) -> ExtractResult:
+            ray_max_actors: int | None = None, runtime: str = "auto") -> ExtractResult:
     """Extract features of every image in ``source`` into the folder ``output``.
 
     ``source`` is a folder, a ``.csv`` list, a ``.npy`` array (with ``data_labels``), an array,
@@ -78,7 +81,9 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
     is removed again). ``precision="auto"`` runs bf16 where the device has it natively (CUDA
     with bf16, CPUs with AVX512-BF16 or AMX) and fp32 elsewhere; the metadata records which.
     ``engine="ray"`` runs on a Ray cluster (``ray_address``, up to ``ray_max_actors`` actors,
-    each with ``gpus_per_worker`` GPUs when given).
+    each with ``gpus_per_worker`` GPUs when given). ``runtime`` runs the network in torch or
+    exported to ``openvino`` or ``onnxruntime`` (``auto``: the fastest installed one whose maps
+    equal torch's on a probe, fp32 on CPU with the local engine; the metadata records which).
     """
     t0 = time.perf_counter()
     mcfg = ModelConfig.from_options(**pick_model_options(locals()))  # checks every model option
@@ -92,12 +97,13 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                                  "ray_max_actors": ray_max_actors},
                         device=device, threads=threads)
     device = check_device(device)
+    runtime = check_runtime(runtime, device, engine)
     precision = resolve_precision(precision, device)
     if (why := slow_precision(precision, device)) is not None:
         warnings.warn(why, ImgfeatWarning, stacklevel=2)
     mcfg = replace(mcfg, precision=precision)
     run = RunConfig(batch_size=batch_size or default_batch_size(device), num_workers=num_workers,
-                    threads=threads, device=device,
+                    threads=threads, device=device, runtime=runtime,
                     progress=sys.stderr.isatty() if progress is None else progress)
     eng.start()  # a cluster starts while we list the source and build the network
     old_threads = torch.get_num_threads()
@@ -112,7 +118,11 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                 raise ItemsFailedError(f"{bad.id}: {bad.error} (strict)")
         n_threads, workers = run.resolved_threads_workers()
         torch.set_num_threads(n_threads)
-        parts = create_parts(mcfg)  # the weights, for the hash; the network is not run yet
+        runtime = runtime if engine == "local" else "torch"
+        # a cached export gives the weights without building the network (timm not imported)
+        extractor = Extractor.cached(mcfg, device, runtime, n_threads) if runtime != "torch" else None
+        parts = None if extractor else create_parts(mcfg)  # the weights, for the hash
+        weights = extractor.weights if extractor else parts[1].weights
         store = JobStore(output, format, storage_options)
         lock = OutputLock(store.loc)  # one writer per folder; before --overwrite removes anything
         lock.acquire()
@@ -120,12 +130,13 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
             src.items = store.check_listing(src.items, keep_listing)
         cfg = ExtractConfig(source=src.describe(), model=mcfg, format=format,
                             shard_size=shard_size)
-        hashed = {**cfg.to_dict(), "weights": parts[1].weights.to_dict()}
+        hashed = {**cfg.to_dict(), "weights": weights.to_dict()}
         shards = make_shards(src.items, shard_size)
         if store.resuming and store.finished(hashed, config_digest(hashed), len(shards)):
-            return _result(store, shards, len(shards), t0, store.dim(), len(src.items),
-                           precision)  # a finished job, in any format: nothing to do
-        extractor = Extractor(mcfg, device=device, parts=parts)
+            return _result(store, shards, len(shards), t0, store.dim(), len(src.items), precision,
+                           extractor.runtime if extractor else "torch")  # finished: nothing to do
+        extractor = extractor or Extractor(mcfg, device=device, parts=parts, runtime=runtime,
+                                           threads=n_threads)
         with writing(store.out):
             done = store.begin(hashed, config_digest(hashed), extractor.metadata(), src.items)
         pending = [s for s in shards if s.index not in done]
@@ -164,7 +175,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         with writing(store.out):
             store.finish(len(shards))
         return _result(store, shards, len(shards) - len(pending), t0, extractor.dim, reused,
-                       precision)
+                       precision, extractor.runtime)
     finally:
         if lock is not None:
             lock.release()
@@ -177,12 +188,12 @@ if extract.__doc__:  # the model options' help, from their one definition
 
 
 def _result(store: JobStore, shards, skipped: int, t0: float, dim: int, reused: int,
-            precision: str) -> ExtractResult:
+            precision: str, runtime: str = "torch") -> ExtractResult:
     summary = store.summary()
     out = store.out if store.loc.remote else Path(store.out)
     return ExtractResult(out, summary.get("items", 0), summary.get("ok", 0),
                          summary.get("failed", 0), len(shards), skipped,
-                         time.perf_counter() - t0, dim, reused, precision)
+                         time.perf_counter() - t0, dim, reused, precision, runtime)
 
 
 def default_batch_size(device: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..engines import engine_names
+from ..runtimes import RUNTIMES
 from ..store.format import format_names
 from .options import add_model_arguments, add_source_arguments, model_kwargs
 
@@ -35,6 +36,10 @@ def add_parsers(sub) -> None:
                    help="torch threads (default: cores - default workers; 1 on cuda/mps; "
                         "--engine ray: per actor, 1 on clusters of up to 4 CPUs, else 4)")
     g.add_argument("--device", default="cpu", help="cpu, cuda or mps")
+    g.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                   help="what runs the network: torch, or exported to openvino or onnxruntime "
+                        "(the openvino/onnx extras); auto: the fastest installed one whose maps "
+                        "equal torch's on a probe (fp32, CPU, local engine), else torch")
     g.add_argument("--engine", choices=engine_names(), default="local",
                    help="local: this machine; ray: a Ray cluster (the ray extra)")
     g.add_argument("--ray-address", help="Ray cluster address, or 'auto' for the cluster of "
@@ -75,14 +80,15 @@ def run(args: argparse.Namespace) -> int:
         data_labels=args.labels, height=args.height, width=args.width, channels=args.channels,
         max_pixels=args.max_pixels or MAX_PIXELS, ray_address=args.ray_address,
         storage_options=args.storage_options, keep_listing=args.keep_listing,
-        gpus_per_worker=args.gpus_per_worker, ray_max_actors=args.ray_max_actors)
+        gpus_per_worker=args.gpus_per_worker, ray_max_actors=args.ray_max_actors,
+        runtime=args.runtime)
     if result.shards_skipped == result.shards:
         print(f"nothing to do: {result.output} is complete ({result.ok} vectors)")
     else:
         reused = (f" ({result.reused} of them already done, reused)" if result.reused else "")
         print(f"extracted {result.items} images{reused}: {result.ok} ok, {result.failed} failed "
               f"-> {result.output} ({args.format}, {result.dim} values per image, "
-              f"{result.precision}, {result.seconds:.1f} s)")
+              f"{result.precision}, {result.runtime}, {result.seconds:.1f} s)")
     if result.failed:
         print(f"{result.failed} images failed; the list with reasons is in {result.failures_path}")
         return 1

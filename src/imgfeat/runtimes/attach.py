@@ -1,0 +1,286 @@
+"""Export an Extractor's backbone with its taps once, cache it, check it, and run it.
+
+Two cache entries, both under :func:`~.cache.cache_dir`:
+
+* ``models/<key>/``: ``model.onnx`` (the backbone, BatchNorm folded, its taps as outputs, any
+  batch size) and ``probe.npz`` (the original network's maps of the probe image), keyed by the
+  network (model, weights and their hash, taps, input size, output stride, folding) and the
+  exporter's versions;
+* ``starts/<key>.json``: what an Extractor needs besides the network (layout, data config,
+  provenance) and the runtime the check chose, keyed by the whole model configuration, the
+  model files' hashes and every version. A run that finds it never builds the network, so it
+  does not import timm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._version import __version__
+from ..errors import ConfigError, ImgfeatWarning
+from . import AUTO_ORDER, installed_runtimes, runtime_version
+from .cache import cache_dir, cache_key, publish_dir, read_json, write_json
+
+__all__ = ["CompiledBackbone", "attach", "cached_start", "export_onnx", "max_relative_error"]
+
+OPSET = 18
+#: relative error (max |runtime - torch| / max |torch|, per tap) a runtime may show on the probe
+TOLERANCE = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 1e-2}
+
+
+class CompiledBackbone:
+    """An exported backbone loaded in a runtime: float32 NCHW tensors in, named maps out.
+    Pickles as its file (the runtime's session is loaded again where it is unpickled)."""
+
+    def __init__(self, runtime: str, path: Path, names: list[str], threads: int,
+                 precision: str):
+        self.runtime, self.path, self.names = runtime, Path(path), list(names)
+        self.threads, self.precision = threads, precision
+        self._load()
+
+    def _load(self) -> None:
+        if self.runtime == "openvino":
+            from .openvino import OpenVinoModel
+
+            self.model = OpenVinoModel(self.path, self.threads, self.precision)
+        else:
+            from .onnx import OnnxRuntimeModel
+
+            self.model = OnnxRuntimeModel(self.path, self.threads, self.precision)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "model"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._load()
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        arrays = self.model(np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32))
+        return {n: torch.from_numpy(a) for n, a in zip(self.names, arrays, strict=True)}
+
+
+class _Taps(torch.nn.Module):
+    """The backbone's tap dict as a tuple, in tap order (what an exporter can trace)."""
+
+    def __init__(self, backbone: torch.nn.Module, names: list[str]):
+        super().__init__()
+        self.backbone, self.names = backbone, names
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        maps = self.backbone(x)
+        return tuple(maps[n] for n in self.names)
+
+
+def export_onnx(backbone: torch.nn.Module, names: list[str], input_size, path: Path) -> None:
+    """Export ``backbone`` (its selected taps ``names`` as outputs, batch size free) to ONNX:
+    the TorchScript exporter first (fast), then torch.export's."""
+    module = _Taps(backbone, names).eval()
+    _, h, w = input_size
+    x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(1))
+    errors = []
+    for dynamo in (False, True):
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                kwargs = ({"dynamic_shapes": ({0: torch.export.Dim("batch")},), "verbose": False}
+                          if dynamo else
+                          {"dynamic_axes": {"x": {0: "batch"}, **{n: {0: "batch"} for n in names}}})
+                torch.onnx.export(module, (x,), str(path), input_names=["x"], output_names=names,
+                                  opset_version=OPSET, dynamo=dynamo, **kwargs)
+            return
+        except Exception as exc:  # noqa: BLE001 - any exporter failure: try the next, then say
+            errors.append(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+                          if str(exc).strip() else type(exc).__name__)
+    raise RuntimeError(errors[-1])
+
+
+def max_relative_error(ref: dict[str, np.ndarray], out: dict[str, torch.Tensor]) -> float:
+    """The largest, over taps and rows, of max |out - ref| / max |ref| (rows of ``out`` may
+    repeat the one probe image of ``ref``)."""
+    worst = 0.0
+    for name, a in ref.items():
+        b = out[name].float().numpy()
+        if b.shape[1:] != a.shape[1:]:
+            return float("inf")
+        diff = float(np.abs(b - a).max())
+        worst = max(worst, diff / (float(np.abs(a).max()) + 1e-12))
+    return worst
+
+
+def _versions(runtime: str | None = None) -> dict:
+    out = {"imgfeat": __version__, "torch": torch.__version__, "onnx": runtime_version("onnx"),
+           "timm": runtime_version("timm")}
+    for name in AUTO_ORDER if runtime is None else [runtime]:
+        out[name] = runtime_version(name)
+    return out
+
+
+def _fingerprint(path: str) -> str | None:
+    """SHA-256 over a model file, or over the files of a model folder; None when neither."""
+    from ..backbones.modelfile import file_sha256
+
+    p = Path(path)
+    if p.is_file():
+        return file_sha256(p)
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file())
+        return hashlib.sha256("".join(f"{f.relative_to(p)}:{file_sha256(f)};"
+                                      for f in files).encode()).hexdigest()
+    return None
+
+
+def _start_key(extractor, runtime: str) -> str | None:
+    """The key of a cached start, or None when the model cannot be named without building it
+    (a hub model of timm's ``hf-hub:`` scheme)."""
+    cfg = extractor.cfg
+    files = {}
+    if ":" in cfg.model:
+        scheme, _, location = cfg.model.partition(":")
+        if scheme == "hf-hub":
+            return None
+        files["model"] = _fingerprint(location)
+    if cfg.weights and cfg.weights != "packaged":
+        files["weights"] = _fingerprint(cfg.weights)
+    return cache_key({"config": dataclasses.asdict(cfg), "precision": extractor.precision,
+                      "runtime": runtime, "files": files, "versions": _versions()})
+
+
+def _model_dir(extractor) -> Path:
+    cfg = extractor.cfg
+    key = cache_key({
+        "model": cfg.model, "network": extractor.description, "taps": extractor.layers.names,
+        "input_size": list(extractor.data_config["input_size"]), "img_size": cfg.img_size,
+        "output_stride": cfg.output_stride, "folded": extractor.folded_bn,
+        "edge_padded": extractor.edge_padded, "opset": OPSET,
+        "torch": torch.__version__, "onnx": runtime_version("onnx")})
+    return cache_dir() / "models" / key
+
+
+def _candidates(runtime: str, precision: str) -> list[str]:
+    if runtime != "auto":
+        return [runtime]
+    if precision != "fp32":  # bf16/fp16 on another runtime only when asked for by name
+        return []
+    return [r for r in AUTO_ORDER if r in installed_runtimes()]
+
+
+def _check(name: str, folder: Path, names: list[str], probe: torch.Tensor,
+           ref: dict[str, np.ndarray], threads: int, precision: str
+           ) -> tuple[CompiledBackbone | None, str]:
+    """The runtime ``name`` loaded and checked on the probe, alone and in a batch of three."""
+    try:
+        compiled = CompiledBackbone(name, folder / "model.onnx", names, threads, precision)
+        err = max(max_relative_error(ref, compiled(probe)),
+                  max_relative_error(ref, compiled(probe.repeat(3, 1, 1, 1))))
+    except ConfigError:  # a precision the runtime does not run: the user's to change
+        raise
+    except Exception as exc:  # noqa: BLE001 - a runtime that cannot run it is not used
+        return None, f"{name} cannot run it ({type(exc).__name__}: {str(exc)[:160]})"
+    if err <= TOLERANCE[precision]:
+        return compiled, ""
+    return None, f"{name} differs from torch by {err:.1e} (relative) on the probe"
+
+
+def attach(extractor, probe: torch.Tensor, maps: dict[str, torch.Tensor], runtime: str,
+           threads: int) -> tuple[str, CompiledBackbone | None, float | None]:
+    """Export the extractor's (built) backbone once and return (runtime, compiled, probe
+    error): the first runtime of ``runtime`` (``auto``: :data:`~imgfeat.runtimes.AUTO_ORDER`)
+    whose maps of the probe equal the original network's; ``torch`` with one warning when the
+    export fails or no runtime passes. The choice is cached for the next start."""
+    candidates = _candidates(runtime, extractor.precision)
+    start = _start_key(extractor, runtime)
+    if not candidates:
+        return "torch", None, None
+    if getattr(extractor, "_export_failed", None):  # a cached start remembers the failure
+        warnings.warn(f"runtime {runtime}: {extractor._export_failed}; running torch",
+                      ImgfeatWarning, stacklevel=3)
+        return "torch", None, None
+    names = extractor.layers.names
+    ref = {n: maps[n].float().cpu().numpy() for n in names}
+    folder = _model_dir(extractor)
+    why = ""
+    if not (folder / "model.onnx").is_file():
+        def fill(tmp: Path) -> None:
+            export_onnx(extractor.backbone, names, extractor.data_config["input_size"],
+                        tmp / "model.onnx")
+            np.savez(tmp / "probe.npz", **ref)
+
+        try:
+            publish_dir(folder, fill)
+        except Exception as exc:  # noqa: BLE001 - any export failure: torch runs it
+            why = f"cannot export {extractor.cfg.model} ({exc})"
+    chosen, compiled, err = "torch", None, None
+    if not why:
+        reasons = []
+        for name in candidates:
+            compiled, reason = _check(name, folder, names, probe, ref, threads,
+                                      extractor.precision)
+            if compiled is not None:
+                chosen = name
+                err = max_relative_error(ref, compiled(probe))
+                break
+            reasons.append(reason)
+        why = "; ".join(reasons)
+    if chosen == "torch":
+        warnings.warn(f"runtime {runtime}: {why}; running torch", ImgfeatWarning, stacklevel=3)
+    if start is not None:
+        write_json(cache_dir() / "starts" / f"{start}.json", _manifest(extractor, chosen, folder,
+                                                                          why))
+    return chosen, compiled, err
+
+
+def _manifest(extractor, chosen: str, folder: Path, why: str) -> dict:
+    return {"runtime": chosen, "why": why, "model_dir": folder.name,
+            "weights": extractor.weights.to_dict(), "description": extractor.description,
+            "output_stride": extractor.output_stride, "architecture": extractor.arch,
+            "layer_spec": extractor.layer_spec,
+            "taps": [dataclasses.asdict(t) for t in extractor.layers.taps],
+            "data_config": {k: list(v) if isinstance(v, tuple) else v
+                            for k, v in extractor.data_config.items()},
+            "layout": extractor.layout, "folded_bn": extractor.folded_bn,
+            "edge_padded": extractor.edge_padded}
+
+
+def cached_start(extractor, runtime: str, threads: int) -> dict | None:
+    """The cached start of this configuration with its compiled backbone loaded and checked
+    again on the probe (``compiled``, ``probe_error`` added), or None: then the network is
+    built. A cached fallback to torch returns None too, after its one warning line, and skips
+    exporting again."""
+    start = _start_key(extractor, runtime)
+    if start is None or not _candidates(runtime, extractor.precision):
+        return None
+    manifest = read_json(cache_dir() / "starts" / f"{start}.json")
+    if manifest is None:
+        return None
+    if manifest["runtime"] == "torch":
+        extractor._export_failed = manifest.get("why") or "cached"
+        return None
+    folder = cache_dir() / "models" / manifest["model_dir"]
+    try:
+        with np.load(folder / "probe.npz") as npz:
+            ref = {k: npz[k] for k in npz.files}
+    except OSError:
+        return None
+    names = [t["name"] for t in manifest["taps"]]
+    _, h, w = manifest["data_config"]["input_size"]
+    probe = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    compiled, _ = _check(manifest["runtime"], folder, names, probe, ref, threads,
+                         extractor.precision)
+    if compiled is None:
+        return None
+    return {**manifest, "compiled": compiled,
+            "probe_error": max_relative_error(ref, compiled(probe))}
+
+
+def clear_cache() -> None:  # pragma: no cover - a helper for benchmarks
+    """Remove every cached export and start."""
+    import shutil
+
+    shutil.rmtree(cache_dir(), ignore_errors=True)

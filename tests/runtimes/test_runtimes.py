@@ -1,0 +1,139 @@
+"""Runtimes: the backbone exported once and cached, run by OpenVINO or ONNX Runtime, checked
+against torch on the probe; auto records its choice; a failed export falls back to torch with
+one warning; a cached start builds no network and imports no timm."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imgfeat import Extractor, ModelConfig, extract, load_features
+from imgfeat.errors import ConfigError, ImgfeatWarning
+from imgfeat.runtimes import AUTO_ORDER, check_runtime, installed_runtimes
+from imgfeat.runtimes import attach as attach_mod
+from imgfeat.runtimes.cache import cache_dir, publish_dir
+from tests.conftest import TINY, random_class_folder
+
+EXPORTED = installed_runtimes()[1:]
+pytestmark = pytest.mark.skipif(not EXPORTED, reason="no exported runtime installed")
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """An empty cache of this test's own."""
+    monkeypatch.setenv("IMGFEAT_CACHE_DIR", str(tmp_path / "cache"))
+    return cache_dir()
+
+
+def _cfg(**kw) -> ModelConfig:
+    return ModelConfig(**{**TINY, **kw})
+
+
+def _x(n: int = 3) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(3))
+
+
+@pytest.mark.parametrize("runtime", EXPORTED)
+def test_exported_once_then_started_from_the_cache(cache, runtime, monkeypatch):
+    cfg = _cfg(layers="1,final")
+    ref = Extractor(cfg).embed(_x())
+    first = Extractor(cfg, runtime=runtime)
+    assert first.runtime == runtime and first.backbone is not None
+    assert len(list((cache / "models").iterdir())) == 1
+    assert first.runtime_error <= 1e-4
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(attach_mod, "export_onnx", no_export)
+    again = Extractor(cfg, runtime=runtime)
+    assert again.backbone is None and again.runtime == runtime  # no network built
+    assert again.layout == first.layout and again.metadata()["weights"] == \
+        first.metadata()["weights"]
+    for ex in (first, again):
+        v = ex.embed(_x())
+        assert np.abs(v - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+def test_a_cached_start_does_not_import_timm(cache):
+    Extractor(_cfg(), runtime="auto")  # exports and caches
+    code = ("import sys, torch\nfrom imgfeat import Extractor, ModelConfig\n"
+            f"ex = Extractor(ModelConfig(**{TINY!r}), runtime='auto')\n"
+            "ex.embed(torch.zeros(2, 3, 64, 64, dtype=torch.uint8))\n"
+            "print(ex.runtime, ex.backbone is None, 'timm' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": SRC, "IMGFEAT_CACHE_DIR": str(cache.parent)}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    expected = next(r for r in AUTO_ORDER if r in EXPORTED)
+    assert r.stdout.split() == [expected, "True", "False"]
+
+
+def test_auto_picks_the_first_installed_runtime_and_records_it(cache, tmp_path):
+    folder = random_class_folder(tmp_path / "imgs", 6, 2, 32, seed=2)
+    res = extract(folder, tmp_path / "auto", progress=False, **TINY)
+    ref = extract(folder, tmp_path / "torch", progress=False, runtime="torch", **TINY)
+    expected = next(r for r in AUTO_ORDER if r in EXPORTED)
+    assert res.runtime == expected and ref.runtime == "torch"
+    x, _, _, meta = load_features(tmp_path / "auto")
+    assert meta["runtime"] == expected and meta["versions"][expected]
+    y = load_features(tmp_path / "torch")[0]
+    assert np.abs(x - y).max() <= 1e-4 * np.abs(y).max()
+
+
+def test_a_failed_export_falls_back_to_torch_with_one_warning(cache, monkeypatch):
+    def fails(*args, **kwargs):
+        raise RuntimeError("Unsupported: ONNX export of operator foo")
+
+    monkeypatch.setattr(attach_mod, "export_onnx", fails)
+    for _ in range(2):  # the second start remembers the failure and does not export again
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ex = Extractor(_cfg(), runtime="auto")
+        ours = [w for w in caught if issubclass(w.category, ImgfeatWarning)]
+        assert len(ours) == 1 and "running torch" in str(ours[0].message)
+        assert "operator foo" in str(ours[0].message)
+        assert ex.runtime == "torch" and ex.compiled is None and ex.backbone is not None
+        monkeypatch.setattr(attach_mod, "export_onnx", lambda *a, **k: pytest.fail("again"))
+
+
+def test_a_runtime_whose_maps_differ_is_not_used(cache, monkeypatch):
+    monkeypatch.setattr(attach_mod, "TOLERANCE", {"fp32": -1.0})
+    with pytest.warns(ImgfeatWarning, match="differs from torch"):
+        ex = Extractor(_cfg(), runtime="auto")
+    assert ex.runtime == "torch"
+
+
+def test_runtime_mistakes_are_one_clear_error():
+    with pytest.raises(ConfigError, match="unknown runtime"):
+        check_runtime("tensorrt")
+    with pytest.raises(ConfigError, match="--engine local"):
+        check_runtime(EXPORTED[0], engine="ray")
+    assert check_runtime("auto", device="cuda") == "auto"
+    if "onnxruntime" in EXPORTED:
+        with pytest.raises(ConfigError, match="fp32"):
+            Extractor(_cfg(precision="bf16"), runtime="onnxruntime")
+
+
+def test_auto_keeps_bf16_in_torch(cache):
+    ex = Extractor(_cfg(precision="bf16"), runtime="auto")
+    assert ex.runtime == "torch" and not (cache / "models").exists()
+
+
+def test_a_failed_cache_entry_leaves_nothing(tmp_path):
+    def fill(folder: Path) -> None:
+        (folder / "model.onnx").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        publish_dir(tmp_path / "entry", fill)
+    assert list(tmp_path.iterdir()) == []
