@@ -23,7 +23,7 @@ from tests.conftest import TINY, random_class_folder
 
 EXPORTED = installed_runtimes()[1:]
 pytestmark = pytest.mark.skipif(not EXPORTED, reason="no exported runtime installed")
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 @pytest.fixture
