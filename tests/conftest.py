@@ -49,6 +49,9 @@ def image_folder(tmp_path) -> Path:
     return root
 
 
+from tests.remote_fixtures import ray_cluster, s3  # noqa: E402,F401 - shared session fixtures
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _runtime_cache(tmp_path_factory):
     """Exported models of the tests go to a cache of their own, never the user's."""
