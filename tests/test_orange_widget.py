@@ -219,3 +219,53 @@ def test_entry_points_name_the_widgets():
     assert (Path(category.__file__).parent / category.ICON).is_file()
     assert "orange" in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]
+
+
+class TestWorkflowFile(base.GuiTest):
+    """docs/imgfeat-embedder.ows runs headless: Import Images → imgfeat Embedder → Test and
+    Score with a logistic regression, the class taken from the image folders (no step sets it)."""
+
+    def test_the_workflow_runs(self):
+        pytest.importorskip("orangecontrib.imageanalytics", reason="Image Analytics not installed")
+        from AnyQt.QtTest import QTest
+        from orangewidget.workflow.widgetsscheme import WidgetsScheme
+
+        from imgfeat.orange.registry import widget_registry
+
+        tmp = Path(tempfile.mkdtemp())
+        os.environ["IMGFEAT_ORANGE_CACHE"] = str(tmp / "cache.sqlite")
+        scheme = WidgetsScheme()
+        try:
+            make_images(tmp / "images")
+            scheme.widget_manager.set_creation_policy(scheme.widget_manager.Immediate)
+            with open(WORKFLOW, "rb") as f:
+                scheme.load_from(f, registry=widget_registry())
+            widgets = {n.title: scheme.widget_for_node(n) for n in scheme.nodes}
+            self.assertEqual(set(widgets), {"Import Images", "imgfeat Embedder",
+                                            "Logistic Regression", "Test and Score"})
+            embedder = widgets["imgfeat Embedder"]
+            self.assertEqual((embedder.model, embedder.pool), ("tf_efficientnet_lite0", "radam"))
+            embedder.model, embedder.pretrained, embedder.img_size = TINY["model"], False, 64
+            widgets["Import Images"].setCurrentPath(str(tmp / "images"))
+            widgets["Import Images"].reload()
+            score = widgets["Test and Score"]
+
+            def done() -> bool:
+                slots = list(score.learners.values())
+                return bool(slots) and all(s.results is not None for s in slots)
+
+            deadline = time.monotonic() + 120
+            while not done() and time.monotonic() < deadline:
+                QTest.qWait(100)
+            self.assertTrue(done(), "Test and Score never got results")
+            slot = next(iter(score.learners.values()))
+            self.assertTrue(slot.results.success, slot.results)
+            results = slot.results.value
+            self.assertEqual(len(results.actual), 18)
+            self.assertEqual(results.domain.class_var.name, "category")
+            self.assertEqual(embedder.last_result.ok.sum(), 18)
+        finally:
+            scheme.clear()
+            scheme.deleteLater()
+            os.environ.pop("IMGFEAT_ORANGE_CACHE", None)
+            shutil.rmtree(tmp, ignore_errors=True)

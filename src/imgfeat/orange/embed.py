@@ -33,7 +33,7 @@ class EmbedResult:
     vectors: np.ndarray  # (number of True in ok, D) float32
     ok: np.ndarray  # (N,) bool
     errors: dict[int, str] = field(default_factory=dict)
-    computed: int = 0
+    computed: int = 0  # vectors computed by this call (the others came from the cache)
     cached: int = 0
     seconds: float = 0.0
 
@@ -89,6 +89,7 @@ def embed_paths(paths: Sequence[str | None], options: dict, *, cache: VectorCach
     todo = [i for i in range(n) if vectors[i] is None and i not in errors]
     cached = sum(v is not None for v in vectors)
     progress(100 * (n - len(todo)) / max(n, 1))
+    computed = 0
     if todo:
         fe = extractor if extractor is not None else make_extractor(options)
         if not hasattr(fe, "extractor_"):
@@ -105,6 +106,7 @@ def embed_paths(paths: Sequence[str | None], options: dict, *, cache: VectorCach
                 else:
                     vectors[i] = vec
                     fresh.append((keys[i], vec))
+            computed += len(fresh)
             if cache is not None and fresh:
                 cache.put(key, fresh)
             progress(100 * (n - len(todo) + start + len(batch)) / n)
@@ -112,7 +114,7 @@ def embed_paths(paths: Sequence[str | None], options: dict, *, cache: VectorCach
     rows = [v for v in vectors if v is not None]
     dim = rows[0].shape[0] if rows else 0
     return EmbedResult(np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32),
-                       ok, errors, len(todo), cached, time.perf_counter() - t0)
+                       ok, errors, computed, cached, time.perf_counter() - t0)
 
 
 def _embed_batch(fe, paths: list[str]) -> list[tuple[np.ndarray | None, str | None]]:

@@ -147,7 +147,7 @@ class OWImgfeatEmbedder(OWWidget, ConcurrentWidgetMixin):
         self.pool_form.setContentsMargins(12, 0, 0, 0)
         form.addRow(self.pool_box)
         self.size_spin = gui.spin(None, self, "img_size", 0, 2048, step=32,
-                                  callback=self._changed, controlWidth=100)
+                                  callback=self._changed, controlWidth=160)
         self.size_spin.setSpecialValueText(OWN_LABEL)
         form.addRow("Image size:", self.size_spin)
         self.resize_combo = gui.comboBox(None, self, "resize", items=["", *RESIZE_MODES],
@@ -307,7 +307,7 @@ class OWImgfeatEmbedder(OWWidget, ConcurrentWidgetMixin):
             self.Warning.images_skipped(len(skipped))
         self.info_label.setText(
             f"{int(result.ok.sum())} images embedded ({result.vectors.shape[1]} features): "
-            f"{result.cached} from the cache, {result.computed} computed in "
+            f"{result.cached} from the cache, {result.computed} computed; "
             f"{result.seconds:.1f} s.")
         self._send(emb, skipped)
 
