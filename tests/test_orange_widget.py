@@ -269,3 +269,20 @@ class TestWorkflowFile(base.GuiTest):
             scheme.deleteLater()
             os.environ.pop("IMGFEAT_ORANGE_CACHE", None)
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_the_cache_key_follows_the_configuration(tmp_path):
+    """Same options, same key; any option that changes the vectors, or a model file rewritten in
+    place, another key; a bad option is imgfeat's one-line error before any work."""
+    from imgfeat.orange.embed import config_key
+
+    assert config_key(SETTINGS) == config_key(dict(SETTINGS))
+    assert config_key(SETTINGS) != config_key({**SETTINGS, "pool": "max"})
+    assert config_key(SETTINGS) != config_key({**SETTINGS, "pool_args": {"p": 2.0}, "pool": "gem"})
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"1")
+    before = config_key({**SETTINGS, "weights": str(weights)})
+    weights.write_bytes(b"22")
+    assert config_key({**SETTINGS, "weights": str(weights)}) != before
+    with pytest.raises(imgfeat.ImgfeatError):
+        config_key({**SETTINGS, "precision": "fp8"})
