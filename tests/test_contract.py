@@ -247,9 +247,11 @@ RUNTIMES = installed_runtimes()[1:]  # the exported ones installed here (CI inst
 
 @pytest.mark.skipif(not RUNTIMES, reason="no exported runtime installed (extras onnx, openvino)")
 @pytest.mark.parametrize("pool", list_poolings())
-def test_every_runtime_gives_the_vectors_of_torch(model_name, pool):
+def test_every_runtime_gives_the_vectors_of_torch(model_name, pool, tmp_path, monkeypatch):
     """Every kind and pooling under every installed runtime: the network runs there (no
-    fallback) and the vectors equal torch's, alone and in a batch, to 1e-4."""
+    fallback) and the vectors equal torch's, alone and in a batch, to 1e-4. An export cache of
+    its own: a fallback another test caused (a network it broke on purpose) is not this one's."""
+    monkeypatch.setenv("IMGFEAT_CACHE_DIR", str(tmp_path / "cache"))
     layers = _layer_choices(pool)[-1]
     cfg = ModelConfig(model=model_name, **OPTIONS, pool=pool, layers=layers)
     torch_ex = Extractor(cfg)
