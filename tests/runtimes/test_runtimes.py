@@ -137,3 +137,53 @@ def test_a_failed_cache_entry_leaves_nothing(tmp_path):
     with pytest.raises(OSError):
         publish_dir(tmp_path / "entry", fill)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_transient_export_failure_is_not_remembered(cache, monkeypatch):
+    real = attach_mod.export_onnx
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(attach_mod, "export_onnx", disk_full)
+    with pytest.warns(ImgfeatWarning, match="No space left"):
+        assert Extractor(_cfg(), runtime="auto").runtime == "torch"
+    monkeypatch.setattr(attach_mod, "export_onnx", real)
+    assert Extractor(_cfg(), runtime="auto").runtime in EXPORTED  # tried again, and exported
+
+
+def test_a_remembered_fallback_is_tried_again_for_another_network(cache, monkeypatch):
+    from imgfeat.backbones import timm as timm_kind
+
+    real = attach_mod.export_onnx
+    monkeypatch.setattr(attach_mod, "export_onnx",
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("op foo")))
+    with pytest.warns(ImgfeatWarning, match="op foo"):
+        Extractor(_cfg(), runtime="auto")
+    monkeypatch.setattr(attach_mod, "export_onnx", real)
+    with pytest.warns(ImgfeatWarning, match="remembered"):  # the same network: not again
+        assert Extractor(_cfg(), runtime="auto").runtime == "torch"
+    # another network under the same configuration (here: other random weights)
+    monkeypatch.setattr(timm_kind, "RANDOM_INIT_SEED", timm_kind.RANDOM_INIT_SEED + 1)
+    assert Extractor(_cfg(), runtime="auto").runtime in EXPORTED
+
+
+def test_an_export_of_another_network_is_made_again(cache, monkeypatch):
+    import imgfeat.pipeline as pipeline
+
+    Extractor(_cfg(), runtime="auto")
+    real = pipeline.create_backbone
+
+    def altered(*args, **kwargs):  # another network under the same name and description
+        backbone = real(*args, **kwargs)
+        with torch.no_grad():
+            next(backbone.parameters()).mul_(1.5)
+        return backbone
+
+    monkeypatch.setattr(pipeline, "create_backbone", altered)
+    # met by a configuration with no cached start of its own, whose export has the same name
+    ref = Extractor(_cfg(resize="squash")).embed(_x())
+    ex = Extractor(_cfg(resize="squash"), runtime="auto")
+    assert ex.runtime in EXPORTED and ex.backbone is not None  # built, checked, exported again
+    assert np.abs(ex.embed(_x()) - ref).max() <= 1e-4 * np.abs(ref).max()
+    assert len(list((cache / "models").iterdir())) == 1  # the stale export is gone

@@ -25,7 +25,7 @@ import torch
 from .._version import __version__
 from ..errors import ConfigError, ImgfeatWarning
 from . import AUTO_ORDER, installed_runtimes, runtime_version
-from .cache import cache_dir, cache_key, publish_dir, read_json, write_json
+from .cache import cache_dir, cache_key, publish_dir, read_json, retire_dir, write_json
 
 __all__ = ["CompiledBackbone", "attach", "cached_start", "export_onnx", "max_relative_error"]
 
@@ -163,6 +163,41 @@ def _model_dir(extractor) -> Path:
     return cache_dir() / "models" / key
 
 
+def _sample(maps: dict[str, np.ndarray], n: int = 256) -> dict[str, list[float]]:
+    """A few values of each probe map, evenly spread: enough to tell one network from another
+    in a cached fallback without storing the maps."""
+    return {k: np.asarray(a, np.float32).reshape(-1)[:: max(1, a.size // n)][:n].tolist()
+            for k, a in maps.items()}
+
+
+def _same_network(sample: dict | None, ref: dict[str, np.ndarray], precision: str) -> bool:
+    """Whether ``ref`` (this network's probe maps) matches a stored :func:`_sample`."""
+    if not sample or sorted(sample) != sorted(ref):
+        return False
+    now = _sample(ref)
+    return all(len(now[k]) == len(sample[k]) and
+               np.abs(np.subtract(now[k], sample[k])).max(initial=0.0)
+               <= TOLERANCE[precision] * (np.abs(now[k]).max(initial=0.0) + 1e-12)
+               for k in now)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Failures that say nothing of the model (disk, memory, files): not remembered."""
+    return isinstance(exc, (OSError, MemoryError))
+
+
+def _probe_file_matches(folder: Path, ref: dict[str, np.ndarray], precision: str) -> bool:
+    """Whether a cached export was made from a network whose probe maps equal ``ref``."""
+    try:
+        with np.load(folder / "probe.npz") as npz:
+            old = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError):
+        return False
+    return sorted(old) == sorted(ref) and all(old[k].shape == ref[k].shape for k in ref) and \
+        max_relative_error(old, {k: torch.from_numpy(v) for k, v in ref.items()}) \
+        <= TOLERANCE[precision]
+
+
 def _candidates(runtime: str, precision: str) -> list[str]:
     if runtime != "auto":
         return [runtime]
@@ -173,8 +208,9 @@ def _candidates(runtime: str, precision: str) -> list[str]:
 
 def _check(name: str, folder: Path, names: list[str], probe: torch.Tensor,
            ref: dict[str, np.ndarray], threads: int, precision: str
-           ) -> tuple[CompiledBackbone | None, str]:
-    """The runtime ``name`` loaded and checked on the probe, alone and in a batch of three."""
+           ) -> tuple[CompiledBackbone | None, str, bool]:
+    """The runtime ``name`` loaded and checked on the probe, alone and in a batch of three:
+    (compiled or None, why not, whether that cause is transient)."""
     try:
         compiled = CompiledBackbone(name, folder / "model.onnx", names, threads, precision)
         err = max(max_relative_error(ref, compiled(probe)),
@@ -182,10 +218,11 @@ def _check(name: str, folder: Path, names: list[str], probe: torch.Tensor,
     except ConfigError:  # a precision the runtime does not run: the user's to change
         raise
     except Exception as exc:  # noqa: BLE001 - a runtime that cannot run it is not used
-        return None, f"{name} cannot run it ({type(exc).__name__}: {str(exc)[:160]})"
+        return (None, f"{name} cannot run it ({type(exc).__name__}: {str(exc)[:160]})",
+                _transient(exc))
     if err <= TOLERANCE[precision]:
-        return compiled, ""
-    return None, f"{name} differs from torch by {err:.1e} (relative) on the probe"
+        return compiled, "", False
+    return None, f"{name} differs from torch by {err:.1e} (relative) on the probe", False
 
 
 def attach(extractor, probe: torch.Tensor, maps: dict[str, torch.Tensor], runtime: str,
@@ -193,19 +230,25 @@ def attach(extractor, probe: torch.Tensor, maps: dict[str, torch.Tensor], runtim
     """Export the extractor's (built) backbone once and return (runtime, compiled, probe
     error): the first runtime of ``runtime`` (``auto``: :data:`~imgfeat.runtimes.AUTO_ORDER`)
     whose maps of the probe equal the original network's; ``torch`` with one warning when the
-    export fails or no runtime passes. The choice is cached for the next start."""
+    export fails or no runtime passes. The choice is cached for the next start; a fallback to
+    torch only when its cause is the model's (an exporter or runtime that cannot take it, or
+    maps that differ), and only for a network whose probe maps are the ones it was found on."""
     candidates = _candidates(runtime, extractor.precision)
     start = _start_key(extractor, runtime)
     if not candidates:
         return "torch", None, None
-    if getattr(extractor, "_export_failed", None):  # a cached start remembers the failure
-        warnings.warn(f"runtime {runtime}: {extractor._export_failed}; running torch",
-                      ImgfeatWarning, stacklevel=3)
-        return "torch", None, None
     names = extractor.layers.names
     ref = {n: maps[n].float().cpu().numpy() for n in names}
+    failed = getattr(extractor, "_export_failed", None)  # a cached fallback of this config
+    if failed and _same_network(failed.get("sample"), ref, extractor.precision):
+        warnings.warn(f"runtime {runtime}: {failed['why']}; running torch (remembered: "
+                      f"delete {cache_dir()} to try again)", ImgfeatWarning, stacklevel=3)
+        return "torch", None, None
     folder = _model_dir(extractor)
-    why = ""
+    why, remember = "", True
+    if (folder / "model.onnx").is_file() and not _probe_file_matches(folder, ref,
+                                                                     extractor.precision):
+        retire_dir(folder)  # exported from another network under the same name: export again
     if not (folder / "model.onnx").is_file():
         def fill(tmp: Path) -> None:
             export_onnx(extractor.backbone, names, extractor.data_config["input_size"],
@@ -215,29 +258,30 @@ def attach(extractor, probe: torch.Tensor, maps: dict[str, torch.Tensor], runtim
         try:
             publish_dir(folder, fill)
         except Exception as exc:  # noqa: BLE001 - any export failure: torch runs it
-            why = f"cannot export {extractor.cfg.model} ({exc})"
+            why, remember = f"cannot export {extractor.cfg.model} ({exc})", not _transient(exc)
     chosen, compiled, err = "torch", None, None
     if not why:
         reasons = []
         for name in candidates:
-            compiled, reason = _check(name, folder, names, probe, ref, threads,
-                                      extractor.precision)
+            compiled, reason, transient = _check(name, folder, names, probe, ref, threads,
+                                                 extractor.precision)
             if compiled is not None:
                 chosen = name
                 err = max_relative_error(ref, compiled(probe))
                 break
             reasons.append(reason)
+            remember = remember and not transient
         why = "; ".join(reasons)
     if chosen == "torch":
         warnings.warn(f"runtime {runtime}: {why}; running torch", ImgfeatWarning, stacklevel=3)
-    if start is not None:
-        write_json(cache_dir() / "starts" / f"{start}.json", _manifest(extractor, chosen, folder,
-                                                                          why))
+    if start is not None and (chosen != "torch" or remember):
+        write_json(cache_dir() / "starts" / f"{start}.json",
+                   _manifest(extractor, chosen, folder, why, _sample(ref)))
     return chosen, compiled, err
 
 
-def _manifest(extractor, chosen: str, folder: Path, why: str) -> dict:
-    return {"runtime": chosen, "why": why, "model_dir": folder.name,
+def _manifest(extractor, chosen: str, folder: Path, why: str, sample: dict) -> dict:
+    return {"runtime": chosen, "why": why, "model_dir": folder.name, "sample": sample,
             "weights": extractor.weights.to_dict(), "description": extractor.description,
             "output_stride": extractor.output_stride, "architecture": extractor.arch,
             "layer_spec": extractor.layer_spec,
@@ -260,7 +304,8 @@ def cached_start(extractor, runtime: str, threads: int) -> dict | None:
     if manifest is None:
         return None
     if manifest["runtime"] == "torch":
-        extractor._export_failed = manifest.get("why") or "cached"
+        extractor._export_failed = {"why": manifest.get("why") or "cached",
+                                     "sample": manifest.get("sample")}
         return None
     folder = cache_dir() / "models" / manifest["model_dir"]
     try:
@@ -271,8 +316,8 @@ def cached_start(extractor, runtime: str, threads: int) -> dict | None:
     names = [t["name"] for t in manifest["taps"]]
     _, h, w = manifest["data_config"]["input_size"]
     probe = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
-    compiled, _ = _check(manifest["runtime"], folder, names, probe, ref, threads,
-                         extractor.precision)
+    compiled, _, _ = _check(manifest["runtime"], folder, names, probe, ref, threads,
+                            extractor.precision)
     if compiled is None:
         return None
     return {**manifest, "compiled": compiled,

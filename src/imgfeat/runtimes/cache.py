@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["cache_dir", "cache_key", "publish_dir", "read_json", "write_json"]
+__all__ = ["cache_dir", "cache_key", "publish_dir", "read_json", "retire_dir", "write_json"]
 
 
 def cache_dir() -> Path:
@@ -44,6 +44,17 @@ def publish_dir(final: Path, fill: Callable[[Path], None]) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def retire_dir(final: Path) -> None:
+    """Take the entry ``final`` out of the cache (renamed aside, then removed), so that it is
+    made again; a process that has it open keeps its files."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.old.", dir=final.parent))
+    try:
+        os.replace(final, aside / final.name)
+    except OSError:  # retired by another process meanwhile
+        pass
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def write_json(path: Path, data: dict) -> None:
