@@ -200,3 +200,22 @@ EXPECTED_FAILED = {
                          xfail_strict=True)
 def test_sklearn_checks(estimator, check):
     check(estimator)
+
+
+def test_an_exported_runtime_gives_torchs_features_and_pickles(paths_and_features, tmp_path,
+                                                               monkeypatch):
+    from imgfeat.runtimes import installed_runtimes
+
+    exported = installed_runtimes()[1:]
+    if not exported:
+        pytest.skip("no exported runtime installed")
+    paths, _ = paths_and_features
+    ref = tiny(runtime="torch").fit(paths)
+    fe = tiny(runtime=exported[-1]).fit(paths)
+    assert ref.extractor_.runtime == "torch" and fe.extractor_.runtime == exported[-1]
+    a, b = ref.transform(paths), fe.transform(paths)
+    assert np.abs(b - a).max() <= 1e-4 * np.abs(a).max()
+    monkeypatch.setenv("IMGFEAT_CACHE_DIR", str(tmp_path / "elsewhere"))  # as on another machine
+    again = pickle.loads(pickle.dumps(fe))
+    np.testing.assert_array_equal(again.transform(paths), b)
+    assert clone(fe).get_params()["runtime"] == exported[-1]

@@ -97,7 +97,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                                  "ray_max_actors": ray_max_actors},
                         device=device, threads=threads)
     device = check_device(device)
-    runtime = check_runtime(runtime, device, engine)
+    runtime = check_runtime(runtime, device, gpus=gpus_per_worker)
     precision = resolve_precision(precision, device)
     if (why := slow_precision(precision, device)) is not None:
         warnings.warn(why, ImgfeatWarning, stacklevel=2)
@@ -118,7 +118,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                 raise ItemsFailedError(f"{bad.id}: {bad.error} (strict)")
         n_threads, workers = run.resolved_threads_workers()
         torch.set_num_threads(n_threads)
-        runtime = runtime if engine == "local" else "torch"
+        runtime = "torch" if gpus_per_worker else runtime  # GPU actors run torch
         # a cached export gives the weights without building the network (timm not imported)
         extractor = Extractor.cached(mcfg, device, runtime, n_threads) if runtime != "torch" else None
         parts = None if extractor else create_parts(mcfg)  # the weights, for the hash

@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .config import ModelConfig, options_doc, pick_model_options
 from .errors import DecodeError
 from .pipeline import Extractor, decode_batches, make_shards, run_shard
+from .runtimes import check_runtime
 from .sources import open_source
 
 
@@ -23,14 +24,16 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     ``transform`` takes image paths (a list, tuple, 1-D array, pandas Series, or a one-column
     table such as ``ColumnTransformer`` passes) or an array of images (N×H×W or N×H×W×C) and
     returns an (N, D) float32 array. An image that cannot be decoded raises
-    :class:`~imgfeat.errors.DecodeError` naming it.
+    :class:`~imgfeat.errors.DecodeError` naming it. ``runtime`` is ``extract()``'s: ``auto``
+    runs the network exported to the fastest installed runtime whose maps equal torch's.
     """
 
     def __init__(self, model: str = "tf_efficientnet_lite0", *, pretrained: bool = True,
                  weights: str | None = None, img_size: int | None = None, resize: str | None = None,
                  output_stride: int | None = None, precision: str = "auto",
                  layers: str | None = None, pool: str = "avg", pool_args: dict | None = None,
-                 fold_bn: bool = True, device: str = "cpu", batch_size: int = 16):
+                 fold_bn: bool = True, device: str = "cpu", batch_size: int = 16,
+                 runtime: str = "auto"):
         vars(self).update((k, v) for k, v in locals().items() if k != "self")  # as given
 
     def model_config(self) -> ModelConfig:
@@ -42,7 +45,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         ``fit()`` with no ``X`` only loads the backbone."""
         if X is not None:
             self._validate(X, reset=True)
-        self.extractor_ = Extractor(self.model_config(), device=self.device)
+        self.extractor_ = Extractor(self.model_config(), device=self.device,
+                                    runtime=check_runtime(self.runtime, self.device))
         self.n_features_out_ = self.extractor_.dim
         return self
 

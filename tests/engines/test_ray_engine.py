@@ -173,3 +173,21 @@ def test_gpu_actors_on_a_cluster_without_gpus(image_folder, tmp_path, caplog):
     with caplog.at_level("WARNING", logger="imgfeat.engines.ray_cluster"):
         check_gpus({"CPU": 8}, 1, local=False)
     assert "has 0 GPU(s) now; waiting for its autoscaler" in caplog.text
+
+
+def test_actors_run_the_exported_runtime(ray_cluster, image_folder, tmp_path):
+    from imgfeat.runtimes import installed_runtimes
+
+    exported = installed_runtimes()[1:]
+    if not exported:
+        pytest.skip("no exported runtime installed")
+    ref = extract(image_folder, tmp_path / "torch", **RUN, runtime="torch")
+    res = extract(image_folder, tmp_path / "o", **RUN, engine="ray", runtime=exported[0])
+    assert (ref.runtime, res.runtime, res.ok) == ("torch", exported[0], 15)
+    X, _, ids, meta = load_features(tmp_path / "o")
+    X0, _, ids0, _ = load_features(tmp_path / "torch")
+    assert ids == ids0 and meta["runtime"] == exported[0]
+    assert np.abs(X - X0).max() <= 1e-4 * np.abs(X0).max()
+    with pytest.raises(ConfigError, match="not on GPU Ray actors"):
+        extract(image_folder, tmp_path / "g", **RUN, engine="ray", runtime=exported[0],
+                gpus_per_worker=1)

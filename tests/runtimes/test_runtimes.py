@@ -116,8 +116,10 @@ def test_a_runtime_whose_maps_differ_is_not_used(cache, monkeypatch):
 def test_runtime_mistakes_are_one_clear_error():
     with pytest.raises(ConfigError, match="unknown runtime"):
         check_runtime("tensorrt")
-    with pytest.raises(ConfigError, match="--engine local"):
-        check_runtime(EXPORTED[0], engine="ray")
+    with pytest.raises(ConfigError, match="not on GPU Ray actors"):
+        check_runtime(EXPORTED[0], gpus=1)
+    with pytest.raises(ConfigError, match="not on --device cuda"):
+        check_runtime(EXPORTED[0], device="cuda")
     assert check_runtime("auto", device="cuda") == "auto"
     if "onnxruntime" in EXPORTED:
         with pytest.raises(ConfigError, match="fp32"):
@@ -187,3 +189,20 @@ def test_an_export_of_another_network_is_made_again(cache, monkeypatch):
     assert ex.runtime in EXPORTED and ex.backbone is not None  # built, checked, exported again
     assert np.abs(ex.embed(_x()) - ref).max() <= 1e-4 * np.abs(ref).max()
     assert len(list((cache / "models").iterdir())) == 1  # the stale export is gone
+
+
+@pytest.mark.parametrize("runtime", EXPORTED)
+def test_a_compiled_model_loads_where_the_cache_is_not(cache, runtime, monkeypatch, tmp_path):
+    """What a Ray node or a spawned process receives: the model's bytes, loaded from its own
+    cache (written once), to the same vectors."""
+    import pickle
+
+    ex = Extractor(_cfg(), runtime=runtime)
+    blob, ref = pickle.dumps(ex), ex.embed(_x())
+    cache.parent.rename(tmp_path / "moved")  # the sender's files are not on the node
+    monkeypatch.setenv("IMGFEAT_CACHE_DIR", str(tmp_path / "node"))
+    other = pickle.loads(blob)
+    assert str(other.compiled.path).startswith(str(tmp_path / "node"))
+    np.testing.assert_array_equal(other.embed(_x()), ref)
+    pickle.loads(blob)  # the second time, from the node's cache
+    assert len(list((tmp_path / "node" / "runtimes" / "models").iterdir())) == 1

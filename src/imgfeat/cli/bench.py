@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import LazyChoices, add_model_arguments, model_kwargs
+from .options import LazyChoices, add_model_arguments, add_runtime_argument, model_kwargs
 
 
 def add_parsers(sub) -> None:
@@ -38,6 +38,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--shots", type=int, default=2, help="training images per class (fewshot)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffles and draws")
     p.add_argument("--batch-size", type=int, help="images per forward pass (default 16 on CPU)")
+    add_runtime_argument(p)
     p.add_argument("--jobs", type=int, help="worker processes for the folds (default: the cores)")
     p.add_argument("--download", action="store_true",
                    help="fetch the dataset into --data-path if missing (where it has an address)")
@@ -65,7 +66,8 @@ def run_bench(args: argparse.Namespace) -> int:
           classifiers=args.classifier, protocol=args.protocol,
           folds=args.folds, repeats=args.repeats,
           seed=args.seed, shots=args.shots, batch_size=args.batch_size,
-          progress=False if args.quiet else None, n_jobs=args.jobs, download=args.download)
+          progress=False if args.quiet else None, n_jobs=args.jobs, download=args.download,
+          runtime=args.runtime)
     print(Path(args.output, "summary.md").read_text(), end="")
     print(f"results: {args.output}/summary.md, summary.csv, classification/, feature_matrix/")
     return 0

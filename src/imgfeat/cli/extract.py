@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 
 from ..engines import engine_names
-from ..runtimes import RUNTIMES
 from ..store.format import format_names
-from .options import add_model_arguments, add_source_arguments, model_kwargs
+from .options import (
+    add_model_arguments,
+    add_runtime_argument,
+    add_source_arguments,
+    model_kwargs,
+)
 
 
 def add_parsers(sub) -> None:
@@ -36,10 +40,7 @@ def add_parsers(sub) -> None:
                    help="torch threads (default: cores - default workers; 1 on cuda/mps; "
                         "--engine ray: per actor, 1 on clusters of up to 4 CPUs, else 4)")
     g.add_argument("--device", default="cpu", help="cpu, cuda or mps")
-    g.add_argument("--runtime", choices=RUNTIMES, default="auto",
-                   help="what runs the network: torch, or exported to openvino or onnxruntime "
-                        "(the openvino/onnx extras); auto: the fastest installed one whose maps "
-                        "equal torch's on a probe (fp32, CPU, local engine), else torch")
+    add_runtime_argument(g)
     g.add_argument("--engine", choices=engine_names(), default="local",
                    help="local: this machine; ray: a Ray cluster (the ray extra)")
     g.add_argument("--ray-address", help="Ray cluster address, or 'auto' for the cluster of "

@@ -50,6 +50,16 @@ def add_source_arguments(g) -> None:
     g.add_argument("--channels", type=int, help="channels of flat --data rows (default 1)")
 
 
+def add_runtime_argument(g) -> None:
+    """``--runtime``: what runs the network (extract, bench)."""
+    from ..runtimes import RUNTIMES
+
+    g.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                   help="what runs the network: torch, or exported to openvino or onnxruntime "
+                        "(the openvino/onnx extras); auto: the fastest installed one whose maps "
+                        "equal torch's on a probe (fp32, CPU), else torch")
+
+
 def add_model_arguments(g, *, several: bool = False, only: tuple[str, ...] | None = None,
                         **defaults) -> None:
     """Add a flag for every model option (a :class:`~imgfeat.config.ModelConfig` field, from

@@ -31,9 +31,12 @@ SMALL_CLUSTER_CPUS = 4
 
 
 def network_digest(extractor: Extractor) -> str:
-    """A hash of the network's parameters and buffers (what every actor must share)."""
+    """A hash of what runs the network (every actor must share it): the exported model file,
+    or the torch network's parameters and buffers."""
     import torch
 
+    if extractor.compiled is not None:
+        return f"{extractor.compiled.runtime}:{extractor.compiled.sha256[:16]}"
     h = hashlib.sha256()
     for name, t in sorted(extractor.backbone.state_dict().items()):
         t = t.detach().cpu().contiguous()
@@ -42,10 +45,14 @@ def network_digest(extractor: Extractor) -> str:
     return h.hexdigest()[:16]
 
 
-def _move(extractor: Extractor, device: str) -> Extractor:
-    """The shipped network, moved onto this actor's device."""
+def _move(extractor: Extractor, device: str, threads: int) -> Extractor:
+    """The shipped network, moved onto this actor's device (an exported one runs on the CPU,
+    with this actor's threads)."""
     import torch
 
+    if extractor.compiled is not None:
+        extractor.compiled = extractor.compiled.with_threads(threads)
+        return extractor
     extractor.device = torch.device(device)
     extractor.backbone = extractor.backbone.to(extractor.device)
     return extractor
@@ -64,7 +71,7 @@ class ShardMapper:
         extractor, self.source, digest = pickle.loads(shipped)
         if network_digest(extractor) != digest:
             raise RuntimeError("the network shipped to this actor differs from the driver's")
-        self.extractor = _move(extractor, device)
+        self.extractor = _move(extractor, device, threads)
 
     def run_shard(self, shard: Shard, batch_size: int, max_pixels: int
                   ) -> ShardData | ShardUnavailable:

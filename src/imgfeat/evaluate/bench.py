@@ -25,7 +25,8 @@ def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike,
           precision: str = "auto", pool_args: dict | None = None, fold_bn: bool = True,
           protocol: str | None = None, folds: int = 10, repeats: int = 10, seed: int = 0,
           shots: int = 2, batch_size: int | None = None, progress: bool | None = None,
-          n_jobs: int | None = None, download: bool = False, log=print) -> list[dict]:
+          n_jobs: int | None = None, download: bool = False, runtime: str = "auto",
+          log=print) -> list[dict]:
     """Run the grid; features go to ``OUTPUT/feature_matrix/``, results to
     ``OUTPUT/classification/``, the table to ``OUTPUT/summary.md`` and ``summary.csv``.
     Finished cells are reused, so an interrupted bench resumes where it stopped.
@@ -34,7 +35,7 @@ def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike,
     (no crop), and ``layers`` unset meaning the final map for map poolings (global average of
     the last map, as the papers' GAP baseline) and the pooling's own stages for RADAM.
     ``pool_args`` go to every pooling that takes them. Every model, pooling and layer name is
-    checked before any work starts."""
+    checked before any work starts. ``runtime`` is ``extract()``'s."""
     from ..runner import extract
     from ..sources.benchmarks import DEFAULT_PROTOCOL, open_benchmark
 
@@ -55,7 +56,8 @@ def bench(dataset: str, data_path: str | os.PathLike, output: str | os.PathLike,
                                                    "layers": lay,
                                                    "pool_args": args_for(pool, pool_args)},
                                     resume=(feats / "_imgfeat.json").is_file(),
-                                    batch_size=batch_size, progress=progress)
+                                    batch_size=batch_size, progress=progress,
+                                    runtime=runtime)
             except StoreError as exc:
                 raise StoreError(f"{feats}: {exc}") from None
             cls_dir = out / "classification" / f"{cell}_{protocol}"

@@ -37,16 +37,18 @@ def runtime_version(name: str) -> str:
         return "not installed"
 
 
-def check_runtime(runtime: str, device: str = "cpu", engine: str = "local") -> str:
-    """Validate ``runtime`` for a run: known, installed when named, CPU and the local engine
-    for the exported runtimes (``auto`` is torch elsewhere). Returns it unchanged."""
+def check_runtime(runtime: str, device: str = "cpu", gpus: float = 0) -> str:
+    """Validate ``runtime`` for a run: known, installed when named, and on the CPU for the
+    exported runtimes (no ``--device`` GPU, no GPU Ray actors; ``auto`` is torch there).
+    Returns it unchanged."""
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}: use {', '.join(RUNTIMES)}")
     if runtime in ("auto", "torch"):
         return runtime
-    if device != "cpu" or engine != "local":
-        raise ConfigError(f"--runtime {runtime} runs on --device cpu with --engine local; "
-                          f"use --runtime torch or auto")
+    if device != "cpu" or gpus:
+        where = f"--device {device}" if device != "cpu" else "GPU Ray actors (--gpus-per-worker)"
+        raise ConfigError(f"--runtime {runtime} runs on the CPU, not on {where}; use --runtime "
+                          f"torch or auto")
     if runtime not in installed_runtimes():
         raise ConfigError(f"runtime {runtime} is not installed: pip install "
                           f"'imgfeat[{MODULES[runtime][1]}]'")

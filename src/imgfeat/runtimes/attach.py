@@ -36,12 +36,15 @@ TOLERANCE = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 1e-2}
 
 class CompiledBackbone:
     """An exported backbone loaded in a runtime: float32 NCHW tensors in, named maps out.
-    Pickles as its file (the runtime's session is loaded again where it is unpickled)."""
+    Pickles with its model file's bytes, so that it loads wherever it is unpickled (a Ray node
+    without the cache included): from its own file when that is there and the same, else from
+    the bytes, written to the receiving machine's cache first."""
 
     def __init__(self, runtime: str, path: Path, names: list[str], threads: int,
                  precision: str):
         self.runtime, self.path, self.names = runtime, Path(path), list(names)
         self.threads, self.precision = threads, precision
+        self.sha256 = _file_sha256(self.path)
         self._load()
 
     def _load(self) -> None:
@@ -54,16 +57,37 @@ class CompiledBackbone:
 
             self.model = OnnxRuntimeModel(self.path, self.threads, self.precision)
 
+    def with_threads(self, threads: int) -> CompiledBackbone:
+        """This model loaded again to run ``threads`` threads (itself when it does already)."""
+        if threads != self.threads:
+            self.threads = threads
+            self._load()
+        return self
+
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "model"}
+        state = {k: v for k, v in self.__dict__.items() if k != "model"}
+        state["blob"] = self.path.read_bytes()
+        return state
 
     def __setstate__(self, state: dict) -> None:
+        blob = state.pop("blob")
         self.__dict__.update(state)
+        if not (self.path.is_file() and _file_sha256(self.path) == self.sha256):
+            folder = cache_dir() / "models" / f"shipped-{self.sha256[:24]}"
+            if not (folder / self.path.name).is_file():
+                publish_dir(folder, lambda tmp: (tmp / self.path.name).write_bytes(blob))
+            self.path = folder / self.path.name
         self._load()
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         arrays = self.model(np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32))
         return {n: torch.from_numpy(a) for n, a in zip(self.names, arrays, strict=True)}
+
+
+def _file_sha256(path: Path) -> str:
+    from ..backbones.modelfile import file_sha256
+
+    return file_sha256(path)
 
 
 class _Taps(torch.nn.Module):
@@ -124,14 +148,12 @@ def _versions(runtime: str | None = None) -> dict:
 
 def _fingerprint(path: str) -> str | None:
     """SHA-256 over a model file, or over the files of a model folder; None when neither."""
-    from ..backbones.modelfile import file_sha256
-
     p = Path(path)
     if p.is_file():
-        return file_sha256(p)
+        return _file_sha256(p)
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file())
-        return hashlib.sha256("".join(f"{f.relative_to(p)}:{file_sha256(f)};"
+        return hashlib.sha256("".join(f"{f.relative_to(p)}:{_file_sha256(f)};"
                                       for f in files).encode()).hexdigest()
     return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -50,10 +51,8 @@ def retire_dir(final: Path) -> None:
     """Take the entry ``final`` out of the cache (renamed aside, then removed), so that it is
     made again; a process that has it open keeps its files."""
     aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.old.", dir=final.parent))
-    try:
+    with contextlib.suppress(OSError):  # retired by another process meanwhile
         os.replace(final, aside / final.name)
-    except OSError:  # retired by another process meanwhile
-        pass
     shutil.rmtree(aside, ignore_errors=True)
 
 
