@@ -4,7 +4,7 @@ batches and a shard's vectors. Plain data: nothing here knows about models."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,6 +34,16 @@ class DecodedBatch:
     errors: dict[int, str]
     #: set when storage was unavailable for an item (not a bad image): the shard must fail
     unavailable: str | None = None
+    #: encoded JPEGs (uint8 bytes) left for the device to decode, by position (device_jpeg)
+    jpegs: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def pin_memory(self) -> DecodedBatch:
+        """This batch with its tensors in pinned memory (DataLoader's ``pin_memory``), so that
+        their copy to a GPU overlaps with work."""
+        if self.pixels is not None:
+            self.pixels = self.pixels.pin_memory()
+        self.jpegs = {p: t.pin_memory() for p, t in self.jpegs.items()}
+        return self
 
 
 @dataclass

@@ -165,6 +165,9 @@ class RunConfig:
     #: only where its maps of the probe equal torch's to 1e-4 (relative, fp32), the order of
     #: float rounding that thread counts already cause; the metadata records which one ran
     runtime: str = "auto"
+    #: auto, pil or torchvision (imgfeat.device_jpeg): who decodes JPEGs. torchvision's pixels
+    #: differ from PIL's by rounding, so the metadata records which one decoded
+    jpeg_decoder: str = "auto"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

@@ -81,19 +81,23 @@ class Preprocess:
         _, h, w = dc["input_size"]
         return cls(h, w, dc["interpolation"], dc["crop_pct"], dc["resize"])
 
+    def box(self, w: int, h: int) -> tuple[float, float, float, float]:
+        """The region (left, top, right, bottom) of a ``w``×``h`` source resized to the input."""
+        if self.resize == "squash":
+            return 0.0, 0.0, float(w), float(h)
+        scale = max(self.width / (self.crop_pct * w), self.height / (self.crop_pct * h))
+        if self.width == self.height:
+            scale = math.floor(self.width / self.crop_pct) / min(w, h)
+        bw, bh = min(self.width / scale, w), min(self.height / scale, h)
+        left, top = (w - bw) / 2, (h - bh) / 2
+        return left, top, left + bw, top + bh
+
     def __call__(self, img: Image.Image) -> torch.Tensor:
         resample = _RESAMPLE.get(self.interpolation, Image.Resampling.BICUBIC)
         if self.resize == "squash":
             out = img.resize((self.width, self.height), resample)
         else:
-            w, h = img.size
-            scale = max(self.width / (self.crop_pct * w), self.height / (self.crop_pct * h))
-            if self.width == self.height:
-                scale = math.floor(self.width / self.crop_pct) / min(w, h)
-            bw, bh = min(self.width / scale, w), min(self.height / scale, h)
-            left, top = (w - bw) / 2, (h - bh) / 2
-            out = img.resize((self.width, self.height), resample, box=(left, top, left + bw,
-                                                                        top + bh))
+            out = img.resize((self.width, self.height), resample, box=self.box(*img.size))
         arr = np.asarray(out, dtype=np.uint8)
         return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 

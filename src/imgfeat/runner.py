@@ -15,6 +15,7 @@ from tqdm import tqdm
 from .config import ExtractConfig, ModelConfig, RunConfig, config_digest, options_doc, pick_model_options
 from .decode import MAX_PIXELS
 from .device import check_device
+from .device_jpeg import resolve_jpeg_decoder
 from .engines import EngineJob, create_engine
 from .errors import ConfigError, ImgfeatWarning, ItemsFailedError
 from .pipeline import Extractor, ShardUnavailable, create_parts, make_shards
@@ -69,7 +70,8 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
             max_pixels: int = MAX_PIXELS, ray_address: str | None = None,
             fold_bn: bool = True, storage_options: dict | None = None,
             keep_listing: bool = False, gpus_per_worker: float = 0,
-            ray_max_actors: int | None = None, runtime: str = "auto") -> ExtractResult:
+            ray_max_actors: int | None = None, runtime: str = "auto",
+            jpeg_decoder: str = "auto") -> ExtractResult:
     """Extract features of every image in ``source`` into the folder ``output``.
 
     ``source`` is a folder, a ``.csv`` list, a ``.npy`` array (with ``data_labels``), an array,
@@ -83,7 +85,9 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
     ``engine="ray"`` runs on a Ray cluster (``ray_address``, up to ``ray_max_actors`` actors,
     each with ``gpus_per_worker`` GPUs when given). ``runtime`` runs the network in torch or
     exported to ``openvino`` or ``onnxruntime`` (``auto``: the fastest installed one whose maps
-    equal torch's on a probe, fp32 on CPU with the local engine; the metadata records which).
+    equal torch's on a probe, fp32 on CPU, locally or in Ray's CPU actors; the metadata
+    records which). ``jpeg_decoder="torchvision"`` decodes JPEGs in batches on the network's
+    device (nvJPEG on CUDA; ``auto``: there, else PIL in the decode workers), local engine only.
     """
     t0 = time.perf_counter()
     mcfg = ModelConfig.from_options(**pick_model_options(locals()))  # checks every model option
@@ -98,12 +102,13 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                         device=device, threads=threads)
     device = check_device(device)
     runtime = check_runtime(runtime, device, gpus=gpus_per_worker)
+    jpeg_decoder = resolve_jpeg_decoder(jpeg_decoder, device) if engine == "local" else "pil"
     precision = resolve_precision(precision, device)
     if (why := slow_precision(precision, device)) is not None:
         warnings.warn(why, ImgfeatWarning, stacklevel=2)
     mcfg = replace(mcfg, precision=precision)
     run = RunConfig(batch_size=batch_size or default_batch_size(device), num_workers=num_workers,
-                    threads=threads, device=device, runtime=runtime,
+                    threads=threads, device=device, runtime=runtime, jpeg_decoder=jpeg_decoder,
                     progress=sys.stderr.isatty() if progress is None else progress)
     eng.start()  # a cluster starts while we list the source and build the network
     old_threads = torch.get_num_threads()
@@ -138,7 +143,8 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         extractor = extractor or Extractor(mcfg, device=device, parts=parts, runtime=runtime,
                                            threads=n_threads)
         with writing(store.out):
-            done = store.begin(hashed, config_digest(hashed), extractor.metadata(), src.items)
+            done = store.begin(hashed, config_digest(hashed),
+                               {**extractor.metadata(), "jpeg_decoder": jpeg_decoder}, src.items)
         pending = [s for s in shards if s.index not in done]
         reused = sum(len(s.items) for s in shards if s.index in done)
         bar = tqdm(total=sum(len(s.items) for s in pending), unit="img", disable=not run.progress,
@@ -146,7 +152,8 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         written = 0
         try:
             results = eng.run(EngineJob(extractor, src, run.batch_size, max_pixels,
-                                        workers=workers, on_batch=bar.update), pending)
+                                        workers=workers, jpeg_decoder=jpeg_decoder,
+                                        on_batch=bar.update), pending)
             unavailable: list[str] = []
             for data in results:
                 if isinstance(data, ShardUnavailable):

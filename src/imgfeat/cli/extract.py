@@ -41,6 +41,10 @@ def add_parsers(sub) -> None:
                         "--engine ray: per actor, 1 on clusters of up to 4 CPUs, else 4)")
     g.add_argument("--device", default="cpu", help="cpu, cuda or mps")
     add_runtime_argument(g)
+    g.add_argument("--jpeg-decoder", choices=("auto", "pil", "torchvision"), default="auto",
+                   help="who decodes JPEGs: pil in the decode workers, or torchvision in batches "
+                        "on the network's device (nvJPEG on cuda); auto: torchvision on cuda, "
+                        "else pil")
     g.add_argument("--engine", choices=engine_names(), default="local",
                    help="local: this machine; ray: a Ray cluster (the ray extra)")
     g.add_argument("--ray-address", help="Ray cluster address, or 'auto' for the cluster of "
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels or MAX_PIXELS, ray_address=args.ray_address,
         storage_options=args.storage_options, keep_listing=args.keep_listing,
         gpus_per_worker=args.gpus_per_worker, ray_max_actors=args.ray_max_actors,
-        runtime=args.runtime)
+        runtime=args.runtime, jpeg_decoder=args.jpeg_decoder)
     if result.shards_skipped == result.shards:
         print(f"nothing to do: {result.output} is complete ({result.ok} vectors)")
     else:

@@ -37,6 +37,9 @@ class EngineJob:
     max_pixels: int
     #: decode worker processes (an engine that decodes elsewhere may ignore it)
     workers: int = 0
+    #: ``pil`` (decode workers decode) or ``torchvision`` (JPEGs decoded in batches on the
+    #: network's device: :mod:`imgfeat.device_jpeg`); an engine may decode with PIL regardless
+    jpeg_decoder: str = "pil"
     #: called with the number of images of each batch (or shard) done, for a progress bar
     on_batch: Callable[[int], None] | None = None
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..device_jpeg import DeviceJpegDecoder, read_item
 from ..pipeline import (
     DecodedBatch,
     Shard,
@@ -28,10 +29,11 @@ class _DecodeDataset(Dataset):
     """Every pending item, flat; each read returns its shard, position and decoded pixels."""
 
     def __init__(self, source: Source, shards: list[Shard], preprocess: Preprocess,
-                 max_pixels: int):
+                 max_pixels: int, keep_jpegs: bool = False):
         self.source = source
         self.preprocess = preprocess
         self.max_pixels = max_pixels
+        self.keep_jpegs = keep_jpegs  # JPEGs are read, not decoded: the device decodes them
         self.index = [(s.index, pos, item) for s in shards for pos, item in enumerate(s.items)]
 
     def __len__(self) -> int:
@@ -40,9 +42,14 @@ class _DecodeDataset(Dataset):
     def __getitem__(self, k: int):
         shard, pos, item = self.index[k]
         try:
-            return shard, pos, decode_item(self.source, item, self.preprocess, self.max_pixels), None
+            if self.keep_jpegs:
+                pixels, jpeg, error = read_item(self.source, item, self.preprocess,
+                                                self.max_pixels)
+                return shard, pos, (pixels, error), None, jpeg
+            return (shard, pos, decode_item(self.source, item, self.preprocess, self.max_pixels),
+                    None, None)
         except StorageUnavailableError as exc:  # carried to the main process, which fails the shard
-            return shard, pos, (None, None), str(exc)
+            return shard, pos, (None, None), str(exc), None
 
 
 def _batch_indices(shards: list[Shard], batch_size: int) -> list[list[int]]:
@@ -57,7 +64,10 @@ def _batch_indices(shards: list[Shard], batch_size: int) -> list[list[int]]:
 
 
 def _collate(rows) -> DecodedBatch:
-    batch = collate(rows[0][0], [r[1] for r in rows], [r[2] for r in rows])
+    decoded = [r for r in rows if r[4] is None]
+    batch = collate(rows[0][0], [r[1] for r in decoded], [r[2] for r in decoded])
+    batch.positions = [r[1] for r in rows]
+    batch.jpegs = {r[1]: r[4] for r in rows if r[4] is not None}
     batch.unavailable = next((r[3] for r in rows if r[3] is not None), None)
     return batch
 
@@ -94,16 +104,28 @@ class LocalEngine:
                 yield b
                 job.progress(len(b.positions))
 
+        decoder = (DeviceJpegDecoder(extractor.preprocess, extractor.device)
+                   if job.jpeg_decoder == "torchvision" else None)
+        if job.workers == 0 and decoder is not None:  # read here, decoded on the device
+            data = _DecodeDataset(source, shards, extractor.preprocess, job.max_pixels, True)
+            batches = (decoder.finish(_collate([data[k] for k in ks]))
+                       for ks in _batch_indices(shards, job.batch_size))
+            for index, group in itertools.groupby(batches, key=lambda b: b.shard):
+                yield try_shard(extractor, by_index[index], counted(group))
+            return
         if job.workers == 0:
             for shard in shards:
                 yield try_shard(extractor, shard, counted(decode_batches(
                     source, shard, extractor.preprocess, job.batch_size, job.max_pixels)))
             return
         loader = DataLoader(
-            _DecodeDataset(source, shards, extractor.preprocess, job.max_pixels),
+            _DecodeDataset(source, shards, extractor.preprocess, job.max_pixels,
+                           decoder is not None),
             batch_sampler=_batch_indices(shards, job.batch_size), num_workers=job.workers,
             collate_fn=_collate, worker_init_fn=_worker_init, prefetch_factor=4,
             persistent_workers=False, multiprocessing_context="fork",
+            pin_memory=extractor.device.type == "cuda",  # copies to the GPU overlap its work
         )
-        for index, batches in itertools.groupby(loader, key=lambda b: b.shard):
-            yield try_shard(extractor, by_index[index], counted(batches))
+        batches = map(decoder.finish, loader) if decoder is not None else loader
+        for index, group in itertools.groupby(batches, key=lambda b: b.shard):
+            yield try_shard(extractor, by_index[index], counted(group))

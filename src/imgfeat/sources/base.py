@@ -56,6 +56,25 @@ class Source:
                               min_side=min_side)
         return open_image(item.path, max_pixels=max_pixels, min_side=min_side)
 
+    def read_encoded(self, item: Item) -> bytes | None:
+        """One item's encoded file, not decoded (for a decoder elsewhere: the GPU's), or None
+        when the item is not a file (arrays) and only :meth:`read` gives its pixels."""
+        if item.error:
+            raise DecodeError(item.error)
+        if item.path is None:
+            return None
+        if is_url(item.path):
+            return fetch(item.path, self.storage_options)
+        try:
+            with open(item.path, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            raise DecodeError("file not found") from None
+        except PermissionError:
+            raise DecodeError("permission denied") from None
+        except OSError as exc:
+            raise DecodeError(f"cannot read: {exc.strerror or exc}") from None
+
     def describe(self) -> dict:
         """What identifies the source in the configuration hash."""
         return {"kind": self.kind, "count": len(self.items)}
