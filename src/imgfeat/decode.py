@@ -7,6 +7,7 @@ import os
 import struct
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -29,6 +30,20 @@ def is_image_file(name: str | os.PathLike) -> bool:
     return Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def open_file(path: str | os.PathLike) -> BinaryIO:
+    """A local image file opened for reading; a failure is a :class:`DecodeError` naming it."""
+    try:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except FileNotFoundError:
+        raise DecodeError("file not found") from None
+    except PermissionError:
+        raise DecodeError("permission denied") from None
+    except IsADirectoryError:
+        raise DecodeError("is a directory") from None
+    except OSError as exc:
+        raise DecodeError(f"cannot open: {exc.strerror or exc}") from None
+
+
 def open_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS,
                min_side: int | None = None) -> Image.Image:
     """Open a file (or bytes) and return it as an 8-bit RGB image.
@@ -40,16 +55,7 @@ def open_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS,
     into 0..255 instead of clipping them, and composites transparency over white. Any failure is
     raised as :class:`DecodeError` with a short reason.
     """
-    try:
-        fp = io.BytesIO(source) if isinstance(source, bytes | bytearray) else open(source, "rb")  # noqa: SIM115
-    except FileNotFoundError:
-        raise DecodeError("file not found") from None
-    except PermissionError:
-        raise DecodeError("permission denied") from None
-    except IsADirectoryError:
-        raise DecodeError("is a directory") from None
-    except OSError as exc:
-        raise DecodeError(f"cannot open: {exc.strerror or exc}") from None
+    fp = io.BytesIO(source) if isinstance(source, bytes | bytearray) else open_file(source)
     with fp:
         try:
             with warnings.catch_warnings():

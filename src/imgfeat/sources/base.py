@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
-from ..decode import MAX_PIXELS, open_image
+from ..decode import MAX_PIXELS, open_file, open_image
 from ..errors import DecodeError
 from ..storage import StorageUnavailableError, is_url, read_bytes
 
@@ -65,15 +65,11 @@ class Source:
             return None
         if is_url(item.path):
             return fetch(item.path, self.storage_options)
-        try:
-            with open(item.path, "rb") as fh:
+        with open_file(item.path) as fh:
+            try:
                 return fh.read()
-        except FileNotFoundError:
-            raise DecodeError("file not found") from None
-        except PermissionError:
-            raise DecodeError("permission denied") from None
-        except OSError as exc:
-            raise DecodeError(f"cannot read: {exc.strerror or exc}") from None
+            except OSError as exc:
+                raise DecodeError(f"cannot read: {exc.strerror or exc}") from None
 
     def describe(self) -> dict:
         """What identifies the source in the configuration hash."""
