@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,19 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for a hub
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def fresh_python(code: str, *args: str, env: dict | None = None,
+                 timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new interpreter that imports this checkout's imgfeat (what a user's
+    first import does: nothing loaded yet), with ``env`` added to the environment."""
+    full = {**os.environ, **(env or {}),
+            "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=timeout, env=full)
+
 
 #: a tiny timm model with random weights, at a small input size: fast mechanics tests
 TINY = {"model": "test_efficientnet", "pretrained": False, "img_size": 64, "precision": "fp32"}

@@ -3,21 +3,11 @@ command line answers at once (help, version, no command, usage errors)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-def python(code: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=300, env=env)
-
+from tests.conftest import fresh_python as python
 
 HEAVY = ("torch", "timm", "torchvision", "sklearn", "pyarrow", "matplotlib")
 

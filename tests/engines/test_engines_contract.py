@@ -5,10 +5,6 @@ through ``imgfeat.extract``; faults are injected by wrapping an engine, through 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -22,7 +18,7 @@ from imgfeat.engines import (
     unregister_engine,
 )
 from imgfeat.pipeline import decode_batches, try_shard
-from tests.conftest import TINY
+from tests.conftest import TINY, fresh_python
 
 RUN = {**TINY, "shard_size": 4, "progress": False}
 
@@ -169,8 +165,6 @@ def test_the_engine_registry_imports_no_engine():
     code = ("import sys\nfrom imgfeat.engines import engine_names\n"
             "print(engine_names())\n"
             "print(sorted(m for m in ('torch', 'ray', 'numpy') if m in sys.modules))")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       timeout=120)
+    r = fresh_python(code, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["('local', 'ray')", "[]"]

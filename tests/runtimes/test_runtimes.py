@@ -4,9 +4,6 @@ one warning; a cached start builds no network and imports no timm."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -19,11 +16,10 @@ from imgfeat.errors import ConfigError, ImgfeatWarning
 from imgfeat.runtimes import AUTO_ORDER, check_runtime, installed_runtimes
 from imgfeat.runtimes import attach as attach_mod
 from imgfeat.runtimes.cache import cache_dir, publish_dir
-from tests.conftest import TINY, random_class_folder
+from tests.conftest import TINY, fresh_python, random_class_folder
 
 EXPORTED = installed_runtimes()[1:]
 pytestmark = pytest.mark.skipif(not EXPORTED, reason="no exported runtime installed")
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 @pytest.fixture
@@ -70,9 +66,7 @@ def test_a_cached_start_does_not_import_timm(cache):
             f"ex = Extractor(ModelConfig(**{TINY!r}), runtime='auto')\n"
             "ex.embed(torch.zeros(2, 3, 64, 64, dtype=torch.uint8))\n"
             "print(ex.runtime, ex.backbone is None, 'timm' in sys.modules)")
-    env = {**os.environ, "PYTHONPATH": SRC, "IMGFEAT_CACHE_DIR": str(cache.parent)}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       timeout=300)
+    r = fresh_python(code, env={"IMGFEAT_CACHE_DIR": str(cache.parent)})
     assert r.returncode == 0, r.stderr
     expected = next(r for r in AUTO_ORDER if r in EXPORTED)
     assert r.stdout.split() == [expected, "True", "False"]

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -24,7 +22,7 @@ from imgfeat.sources import Item
 from imgfeat.storage import TMP_PREFIX, Location
 from imgfeat.store import JobStore, ShardFormat, format_names, get_format, register_format
 from imgfeat.store import unregister_format as unregister
-from tests.conftest import TINY
+from tests.conftest import TINY, fresh_python
 
 RUN = {**TINY, "shard_size": 4, "progress": False, "num_workers": 0}
 
@@ -219,9 +217,7 @@ def test_the_format_registry_is_cheap_and_checks_names():
             "from imgfeat.store import format_names\n"
             "print(format_names())\n"
             "print(sorted(m for m in ('torch', 'pyarrow', 'numpy') if m in sys.modules))")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       timeout=120)
+    r = fresh_python(code, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["('parquet', 'npy', 'csv', 'csv-plain')", "[]"]
     with pytest.raises(ConfigError, match="format must be one of parquet, npy, csv, csv-plain, toy-jsonl"):
