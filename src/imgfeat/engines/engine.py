@@ -37,6 +37,8 @@ class EngineJob:
     max_pixels: int
     #: decode worker processes (an engine that decodes elsewhere may ignore it)
     workers: int = 0
+    #: processes that run the network (the local engine; 1: in the engine's own process)
+    compute_processes: int = 1
     #: called with the number of images of each batch (or shard) done, for a progress bar
     on_batch: Callable[[int], None] | None = None
 
