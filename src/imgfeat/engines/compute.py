@@ -119,6 +119,7 @@ class ComputePool:
 
     def __exit__(self, kind, *_) -> None:
         if kind is None:
+            self._check_alive()  # a process that died idle lost nothing, but is not normal
             for _ in self.processes:
                 self._tasks.put(None)
         for p in self.processes:
@@ -148,10 +149,10 @@ class ComputePool:
         """The vectors of a batch :meth:`ahead` sent (waits for them)."""
         key = self._key_of.pop(id(batch))
         while key not in self._done:
+            self._check_alive()  # also when the others carry on: its task may be lost
             try:
                 got, vectors, error = self._results.get(timeout=0.25)
             except queue.Empty:
-                self._check_alive()
                 continue
             if error is not None:
                 raise ComputeError(f"a compute process failed: {error}")
