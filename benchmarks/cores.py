@@ -1,6 +1,7 @@
 """No idle core: whole runs of ``imgfeat.extract`` with the network in one process (every
-thread) against one single-thread compute process per core, per runtime, interleaved; and, for
-ONNX Runtime, one process with its threads spinning between runs or not. Prints the CPU
+thread) against one single-thread compute process per core, per runtime, interleaved; and one
+process with ONNX Runtime's threads spinning between runs or not, OpenVINO's pinned to cores or
+not. Prints the CPU
 features, images/s (medians), the rule the figures support and the rule in
 ``imgfeat.engines.cores``. The default run is short (subsets); the lead runs it on a quiet
 machine with larger ones:
@@ -24,7 +25,7 @@ from precision_usptex import cpu_features
 
 import imgfeat
 from imgfeat.engines.cores import PER_CORE, describe_rule
-from imgfeat.runtimes import installed_runtimes, onnx, runtime_version
+from imgfeat.runtimes import installed_runtimes, onnx, openvino, runtime_version
 
 USPTEX = Path("/work/shared/data/usptex")
 #: a per-core run must be this much faster on every image set for the rule to choose it
@@ -51,8 +52,8 @@ def whole_run(source: Path, out: Path, runtime: str, procs: int, args) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="tf_efficientnet_lite0")
-    ap.add_argument("--usptex-images", type=int, default=300)
-    ap.add_argument("--large", type=int, default=48, help="large generated JPEGs (1600x1200)")
+    ap.add_argument("--usptex-images", type=int, default=240)
+    ap.add_argument("--large", type=int, default=32, help="large generated JPEGs (1600x1200)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--usptex", type=Path, default=USPTEX)
     ap.add_argument("--large-dir", type=Path, default=Path(tempfile.gettempdir())
@@ -68,10 +69,11 @@ def main() -> None:
     if args.usptex.is_dir() and args.usptex_images:
         sets["usptex"] = usptex_list(args.usptex, args.usptex_images, work / "usptex.csv")
     sets["large"] = make_images(args.large_dir / str(args.large), args.large, (1600, 1200))
-    # (runtime, compute processes, ONNX Runtime spinning)
+    # (runtime, compute processes, ONNX Runtime spinning or OpenVINO pinning: their defaults)
     variants = [(rt, n, False) for rt in installed_runtimes() for n in (1, cores)]
-    if "onnxruntime" in installed_runtimes():
-        variants.append(("onnxruntime", 1, True))
+    # (a single-thread ONNX Runtime session has no threads to spin)
+    variants += [v for v in (("onnxruntime", 1, True), ("openvino", 1, True),
+                             ("openvino", cores, True)) if v[0] in installed_runtimes()]
     warm = make_images(work / "warm", 4, (320, 240))
     for rt, n, _ in variants:  # exports cached and the process server started: not timed
         whole_run(warm, work / "warm-out", rt, n, args)
@@ -80,12 +82,12 @@ def main() -> None:
         for name, source in sets.items():
             k = rep % len(variants)
             for v in variants[k:] + variants[:k]:
-                onnx.SPINNING = v[2]
+                onnx.SPINNING = openvino.PINNING = v[2]
                 rates.setdefault((name, *v), []).append(
                     whole_run(source, work / "out", v[0], v[1], args))
-                print(f"  repeat {rep}: {name} {v[0]} x{v[1]}{' spinning' if v[2] else ''} "
+                print(f"  repeat {rep}: {name} {v[0]} x{v[1]}{' spin/pin' if v[2] else ''} "
                       f"{rates[name, *v][-1]:.1f} img/s", flush=True)
-    onnx.SPINNING = False
+    onnx.SPINNING = openvino.PINNING = False
     med = {k: statistics.median(v) for k, v in rates.items()}
     print(f"\n| runtime | image set | 1 process x {cores} threads (img/s) | {cores} "
           f"single-thread processes (img/s) | per-core / 1 |")
@@ -98,11 +100,14 @@ def main() -> None:
             ratios.append(per / one)
             print(f"| {rt} | {name} | {one:.1f} | {per:.1f} | {per / one:.2f}x |")
         measured[rt] = (cores,) if min(ratios) >= MARGIN else ()
-    if "onnxruntime" in installed_runtimes():
+    for rt, what in (("onnxruntime", "spinning"), ("openvino", "pinned")):
         for name in sets:
-            off, on = med[name, "onnxruntime", 1, False], med[name, "onnxruntime", 1, True]
-            print(f"onnxruntime, 1 process, {name}: threads spinning {on:.1f} img/s, not "
-                  f"spinning {off:.1f} img/s ({off / on:.2f}x)")
+            for n in {1, cores} if rt in installed_runtimes() else ():
+                if (name, rt, n, True) not in med:
+                    continue
+                off, on = med[name, rt, n, False], med[name, rt, n, True]
+                print(f"{rt}, {n} process(es), {name}: threads {what} {on:.1f} img/s, not "
+                      f"{off:.1f} img/s ({off / on:.2f}x)")
     print(f"\nrule measured here ({cores} cores, per-core when >= {MARGIN}x on every set): "
           + "; ".join(f"{rt}: {'per core' if c else '1 process'}" for rt, c in measured.items()))
     print(f"rule in imgfeat.engines.cores: {describe_rule()}")
