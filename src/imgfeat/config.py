@@ -168,10 +168,17 @@ class RunConfig:
     #: auto, pil or torchvision (imgfeat.device_jpeg): who decodes JPEGs. torchvision's pixels
     #: differ from PIL's by rounding, so the metadata records which one decoded
     jpeg_decoder: str = "auto"
+    #: processes that run the network (the local engine): a number (1: the main process), or
+    #: "auto"/None: :func:`imgfeat.engines.cores.auto_compute_processes`
+    compute_processes: int | str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"{arg('batch_size', self.batch_size)}: must be at least 1")
+        n = self.compute_processes
+        if n not in (None, "auto") and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ConfigError(f"{arg('compute_processes', n)}: must be auto or a whole number, "
+                              f"at least 1")
         if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"{arg('num_workers', self.num_workers)}: must be 0 or more")
 
@@ -196,6 +203,15 @@ class RunConfig:
             threads = cores - default_workers
         workers = self.num_workers if self.num_workers is not None else default_workers
         return self.threads or threads, workers
+
+    def resolved_compute_processes(self, runtime: str) -> int:
+        """The compute processes of a run whose network runs in ``runtime`` (``auto``: the rule
+        of :mod:`imgfeat.engines.cores`, from benchmarks/cores.py)."""
+        if self.compute_processes not in (None, "auto"):
+            return int(self.compute_processes)
+        from .engines.cores import auto_compute_processes
+
+        return auto_compute_processes(runtime, default_threads(), self.device)
 
 
 @dataclass(frozen=True)

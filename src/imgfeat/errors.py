@@ -41,3 +41,8 @@ class ItemsFailedError(ImgfeatError):
 
 class ImgfeatWarning(UserWarning):
     """The run goes on, but the user should know (a setting that is slow on this machine)."""
+
+
+class ComputeError(ImgfeatError):
+    """A compute process of the local engine stopped (killed, out of memory) or failed: the
+    shards written before are kept, and ``--resume`` finishes the run."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import PIL
@@ -291,8 +291,10 @@ def versions(runtime: str = "torch") -> dict:
     return out
 
 
-def run_shard(extractor: Extractor, shard: Shard, batches: Iterable[DecodedBatch]) -> ShardData:
-    """Embed the decoded batches of one shard; failed items keep their reason, others a vector."""
+def run_shard(extractor: Extractor, shard: Shard, batches: Iterable[DecodedBatch],
+              embed: Callable[[DecodedBatch], np.ndarray] | None = None) -> ShardData:
+    """Embed the decoded batches of one shard; failed items keep their reason, others a vector.
+    ``embed``: what gives a batch's vectors (default: ``extractor.embed`` of its pixels)."""
     t0 = time.perf_counter()
     n = len(shard.items)
     vectors = np.zeros((n, extractor.dim), dtype=extractor.store_dtype)
@@ -306,7 +308,8 @@ def run_shard(extractor: Extractor, shard: Shard, batches: Iterable[DecodedBatch
         for pos, err in batch.errors.items():
             errors[pos] = err
         if batch.pixels is not None:
-            vectors[batch.ok] = extractor.embed(batch.pixels)
+            vectors[batch.ok] = (embed(batch) if embed is not None
+                                 else extractor.embed(batch.pixels))
             ok[batch.ok] = True
     if seen != n:
         raise RuntimeError(f"shard {shard.index}: {seen} of {n} items decoded")
@@ -314,10 +317,11 @@ def run_shard(extractor: Extractor, shard: Shard, batches: Iterable[DecodedBatch
                      time.perf_counter() - t0)
 
 
-def try_shard(extractor: Extractor, shard: Shard,
-              batches: Iterable[DecodedBatch]) -> ShardData | ShardUnavailable:
+def try_shard(extractor: Extractor, shard: Shard, batches: Iterable[DecodedBatch],
+              embed: Callable[[DecodedBatch], np.ndarray] | None = None
+              ) -> ShardData | ShardUnavailable:
     """:func:`run_shard`, or the shard marked unavailable when storage stayed unavailable."""
     try:
-        return run_shard(extractor, shard, batches)
+        return run_shard(extractor, shard, batches, embed)
     except StorageUnavailableError as exc:
         return ShardUnavailable(shard.index, shard.items, str(exc))

@@ -46,6 +46,8 @@ class ExtractResult:
     precision: str = "fp32"
     #: the runtime the network ran in (``auto`` resolved: torch, openvino or onnxruntime)
     runtime: str = "torch"
+    #: the processes the network ran in (``compute_processes`` resolved)
+    compute_processes: int = 1
 
     @property
     def failures_path(self) -> Path | str | None:
@@ -71,7 +73,8 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
             fold_bn: bool = True, storage_options: dict | None = None,
             keep_listing: bool = False, gpus_per_worker: float = 0,
             ray_max_actors: int | None = None, runtime: str = "auto",
-            jpeg_decoder: str = "auto") -> ExtractResult:
+            jpeg_decoder: str = "auto",
+            compute_processes: int | str | None = None) -> ExtractResult:
     """Extract features of every image in ``source`` into the folder ``output``.
 
     ``source`` is a folder, a ``.csv`` list, a ``.npy`` array (with ``data_labels``), an array,
@@ -88,6 +91,10 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
     equal torch's on a probe, fp32 on CPU, locally or in Ray's CPU actors; the metadata
     records which). ``jpeg_decoder="torchvision"`` decodes JPEGs in batches on the network's
     device (nvJPEG on CUDA; ``auto``: there, else PIL in the decode workers), local engine only.
+    ``compute_processes`` (local engine): run the network in that many processes, this
+    process's threads shared among them, fed the decoded batches (vectors equal to one
+    process's with the same threads per process); ``auto`` (default) follows
+    :func:`imgfeat.engines.cores.auto_compute_processes`; the metadata records how many.
     """
     t0 = time.perf_counter()
     mcfg = ModelConfig.from_options(**pick_model_options(locals()))  # checks every model option
@@ -109,7 +116,11 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
     mcfg = replace(mcfg, precision=precision)
     run = RunConfig(batch_size=batch_size or default_batch_size(device), num_workers=num_workers,
                     threads=threads, device=device, runtime=runtime, jpeg_decoder=jpeg_decoder,
+                    compute_processes=compute_processes,
                     progress=sys.stderr.isatty() if progress is None else progress)
+    if engine != "local" and compute_processes not in (None, "auto", 1):
+        raise ConfigError(f"{arg('compute_processes', compute_processes)} applies to "
+                          f"--engine local only")
     eng.start()  # a cluster starts while we list the source and build the network
     old_threads = torch.get_num_threads()
     lock = None
@@ -142,9 +153,11 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                            extractor.runtime if extractor else "torch")  # finished: nothing to do
         extractor = extractor or Extractor(mcfg, device=device, parts=parts, runtime=runtime,
                                            threads=n_threads)
+        procs = run.resolved_compute_processes(extractor.runtime) if engine == "local" else 1
         with writing(store.out):
             done = store.begin(hashed, config_digest(hashed),
-                               {**extractor.metadata(), "jpeg_decoder": jpeg_decoder}, src.items)
+                               {**extractor.metadata(), "jpeg_decoder": jpeg_decoder,
+                                "compute_processes": procs}, src.items)
         pending = [s for s in shards if s.index not in done]
         reused = sum(len(s.items) for s in shards if s.index in done)
         bar = tqdm(total=sum(len(s.items) for s in pending), unit="img", disable=not run.progress,
@@ -153,6 +166,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         try:
             results = eng.run(EngineJob(extractor, src, run.batch_size, max_pixels,
                                         workers=workers, jpeg_decoder=jpeg_decoder,
+                                        compute_processes=procs,
                                         on_batch=bar.update), pending)
             unavailable: list[str] = []
             for data in results:
@@ -182,7 +196,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         with writing(store.out):
             store.finish(len(shards))
         return _result(store, shards, len(shards) - len(pending), t0, extractor.dim, reused,
-                       precision, extractor.runtime)
+                       precision, extractor.runtime, procs)
     finally:
         if lock is not None:
             lock.release()
@@ -195,12 +209,14 @@ if extract.__doc__:  # the model options' help, from their one definition
 
 
 def _result(store: JobStore, shards, skipped: int, t0: float, dim: int, reused: int,
-            precision: str, runtime: str = "torch") -> ExtractResult:
+            precision: str, runtime: str = "torch", compute_processes: int = 1
+            ) -> ExtractResult:
     summary = store.summary()
     out = store.out if store.loc.remote else Path(store.out)
     return ExtractResult(out, summary.get("items", 0), summary.get("ok", 0),
                          summary.get("failed", 0), len(shards), skipped,
-                         time.perf_counter() - t0, dim, reused, precision, runtime)
+                         time.perf_counter() - t0, dim, reused, precision, runtime,
+                         compute_processes)
 
 
 def default_batch_size(device: str) -> int:

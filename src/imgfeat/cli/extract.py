@@ -45,6 +45,10 @@ def add_parsers(sub) -> None:
                    help="who decodes JPEGs: pil in the decode workers, or torchvision in batches "
                         "on the network's device (nvJPEG on cuda); auto: torchvision on cuda, "
                         "else pil")
+    g.add_argument("--compute-processes", type=_processes, default=None, metavar="auto|N",
+                   help="--engine local: processes that run the network, the threads shared "
+                        "among them (1: this process); auto: one single-thread process per "
+                        "core where benchmarks/cores.py measured that faster (default: auto)")
     g.add_argument("--engine", choices=engine_names(), default="local",
                    help="local: this machine; ray: a Ray cluster (the ray extra)")
     g.add_argument("--ray-address", help="Ray cluster address, or 'auto' for the cluster of "
@@ -86,18 +90,30 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels or MAX_PIXELS, ray_address=args.ray_address,
         storage_options=args.storage_options, keep_listing=args.keep_listing,
         gpus_per_worker=args.gpus_per_worker, ray_max_actors=args.ray_max_actors,
-        runtime=args.runtime, jpeg_decoder=args.jpeg_decoder)
+        runtime=args.runtime, jpeg_decoder=args.jpeg_decoder,
+        compute_processes=args.compute_processes)
     if result.shards_skipped == result.shards:
         print(f"nothing to do: {result.output} is complete ({result.ok} vectors)")
     else:
+        procs = (f" in {result.compute_processes} processes" if result.compute_processes > 1
+                 else "")
         reused = (f" ({result.reused} of them already done, reused)" if result.reused else "")
         print(f"extracted {result.items} images{reused}: {result.ok} ok, {result.failed} failed "
               f"-> {result.output} ({args.format}, {result.dim} values per image, "
-              f"{result.precision}, {result.runtime}, {result.seconds:.1f} s)")
+              f"{result.precision}, {result.runtime}{procs}, {result.seconds:.1f} s)")
     if result.failed:
         print(f"{result.failed} images failed; the list with reasons is in {result.failures_path}")
         return 1
     return 0
+
+
+def _processes(text: str) -> int | str:
+    """An argparse type: ``auto`` or a whole number of at least 1."""
+    if text == "auto":
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError("must be auto or a whole number, at least 1")
 
 
 def _json_object(text: str) -> dict:

@@ -40,6 +40,8 @@ class EngineJob:
     #: ``pil`` (decode workers decode) or ``torchvision`` (JPEGs decoded in batches on the
     #: network's device: :mod:`imgfeat.device_jpeg`); an engine may decode with PIL regardless
     jpeg_decoder: str = "pil"
+    #: processes that run the network (the local engine; 1: in the engine's own process)
+    compute_processes: int = 1
     #: called with the number of images of each batch (or shard) done, for a progress bar
     on_batch: Callable[[int], None] | None = None
 

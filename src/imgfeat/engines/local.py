@@ -22,6 +22,7 @@ from ..pipeline import (
 from ..preprocess import Preprocess
 from ..sources import Source
 from ..storage import StorageUnavailableError
+from .compute import ComputePool
 from .engine import EngineJob
 
 
@@ -78,7 +79,8 @@ def _worker_init(_: int) -> None:
 
 class LocalEngine:
     """This machine: items decoded in ``workers`` processes (or, with none, in this one between
-    batches), the network in this process. Shards come back in order."""
+    batches), the network in this process, or in ``job.compute_processes`` processes fed the
+    decoded batches (:mod:`.compute`). Shards come back in order."""
 
     name = "local"
 
@@ -104,28 +106,51 @@ class LocalEngine:
                 yield b
                 job.progress(len(b.positions))
 
-        decoder = (DeviceJpegDecoder(extractor.preprocess, extractor.device)
-                   if job.jpeg_decoder == "torchvision" else None)
-        if job.workers == 0 and decoder is not None:  # read here, decoded on the device
-            data = _DecodeDataset(source, shards, extractor.preprocess, job.max_pixels, True)
-            batches = (decoder.finish(_collate([data[k] for k in ks]))
-                       for ks in _batch_indices(shards, job.batch_size))
-            for index, group in itertools.groupby(batches, key=lambda b: b.shard):
-                yield try_shard(extractor, by_index[index], counted(group))
+        if job.compute_processes > 1:
+            yield from self._run_processes(job, shards, counted)
             return
-        if job.workers == 0:
+        if job.workers == 0 and job.jpeg_decoder != "torchvision":
             for shard in shards:
                 yield try_shard(extractor, shard, counted(decode_batches(
                     source, shard, extractor.preprocess, job.batch_size, job.max_pixels)))
             return
-        loader = DataLoader(
-            _DecodeDataset(source, shards, extractor.preprocess, job.max_pixels,
-                           decoder is not None),
-            batch_sampler=_batch_indices(shards, job.batch_size), num_workers=job.workers,
-            collate_fn=_collate, worker_init_fn=_worker_init, prefetch_factor=4,
-            persistent_workers=False, multiprocessing_context="fork",
-            pin_memory=extractor.device.type == "cuda",  # copies to the GPU overlap its work
-        )
-        batches = map(decoder.finish, loader) if decoder is not None else loader
-        for index, group in itertools.groupby(batches, key=lambda b: b.shard):
-            yield try_shard(extractor, by_index[index], counted(group))
+        for index, batches in itertools.groupby(_decoded(job, shards), key=lambda b: b.shard):
+            yield try_shard(extractor, by_index[index], counted(batches))
+
+    def _run_processes(self, job: EngineJob, shards: list[Shard], counted
+                       ) -> Iterator[ShardData | ShardUnavailable]:
+        """The network in ``job.compute_processes`` processes (this process's threads shared
+        among them), fed the decoded batches in order; shards come back in order."""
+        by_index = {s.index: s for s in shards}
+        threads = torch.get_num_threads()
+        per_process = max(1, threads // job.compute_processes)
+        torch.set_num_threads(1)  # this process only decodes and writes now
+        try:
+            with ComputePool(job.extractor, job.compute_processes, per_process) as pool:
+                ahead = pool.ahead(_decoded(job, shards))
+                for index, batches in itertools.groupby(ahead, key=lambda b: b.shard):
+                    yield try_shard(job.extractor, by_index[index], counted(batches),
+                                    embed=pool.embed)
+        finally:
+            torch.set_num_threads(threads)
+
+
+def _decoded(job: EngineJob, shards: list[Shard]) -> Iterable[DecodedBatch]:
+    """Every pending batch in order, decoded in ``job.workers`` processes (none: here, between
+    batches); an item whose storage is unavailable marks its batch instead of raising. With
+    ``jpeg_decoder="torchvision"`` the JPEGs are only read there and decoded on the network's
+    device here (:mod:`imgfeat.device_jpeg`); batches bound for a GPU come in pinned memory."""
+    extractor = job.extractor
+    decoder = (DeviceJpegDecoder(extractor.preprocess, extractor.device)
+               if job.jpeg_decoder == "torchvision" else None)
+    data = _DecodeDataset(job.source, shards, extractor.preprocess, job.max_pixels,
+                          keep_jpegs=decoder is not None)
+    order = _batch_indices(shards, job.batch_size)
+    if job.workers == 0:
+        batches = (_collate([data[k] for k in batch]) for batch in order)
+    else:
+        batches = DataLoader(data, batch_sampler=order, num_workers=job.workers,
+                             collate_fn=_collate, worker_init_fn=_worker_init, prefetch_factor=4,
+                             persistent_workers=False, multiprocessing_context="fork",
+                             pin_memory=extractor.device.type == "cuda")
+    return map(decoder.finish, batches) if decoder is not None else batches

@@ -8,6 +8,10 @@ import numpy as np
 
 from ..errors import ConfigError
 
+#: let the session's intra-op threads spin-wait for work after a run (ONNX Runtime's default);
+#: off, they sleep and leave the cores to the decoding between batches (benchmarks/cores.py)
+SPINNING = False
+
 
 class OnnxRuntimeModel:
     """``model.onnx`` in an ONNX Runtime session: float32 NCHW batches in, tap maps out."""
@@ -26,6 +30,8 @@ class OnnxRuntimeModel:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                      "1" if SPINNING else "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 

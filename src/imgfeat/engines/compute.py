@@ -1,0 +1,167 @@
+"""Compute processes: the network run in ``n`` processes (single-thread on small CPUs), each
+holding a copy of the :class:`~imgfeat.pipeline.Extractor`, fed decoded batches by the main
+process, their vectors handed back in the order the batches came.
+
+The processes are not forked from the main process: it has already run the network (the
+probe) with torch's OpenMP/oneDNN thread pool, and holds an ONNX Runtime or OpenVINO session
+whose worker threads (OpenVINO's TBB arena) a fork would not copy: a forked child may wait
+forever on a lock one of them held, or on a pool that no longer exists. They fork from
+multiprocessing's *forkserver*, a clean single-threaded process that imported torch once
+(spawning each would import torch in every process, seconds each on a loaded 2-core machine).
+Each sets its thread count before it loads anything, unpickles the Extractor sent once (a torch
+network by value; an exported runtime as its cached file, which it loads again with its own
+threads) and then embeds batches until told to stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import multiprocessing as mp
+import pickle
+import queue
+import signal
+import sys
+import types
+from collections import deque
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from ..batches import DecodedBatch
+from ..errors import ComputeError
+
+#: batches in flight per compute process (one computing, one waiting in its queue)
+DEPTH = 2
+
+
+def _portable(extractor, threads: int) -> bytes:
+    """The extractor pickled for a compute process: an exported runtime's session is not sent
+    (it pickles as its file) and is loaded there with ``threads``."""
+    import copy
+
+    ex = copy.copy(extractor)  # shallow: the parent's network and session stay as they are
+    if getattr(ex, "compiled", None) is not None:
+        compiled = object.__new__(type(ex.compiled))  # no session loaded here
+        compiled.__dict__.update(ex.compiled.__getstate__(), threads=threads)
+        ex.compiled = compiled
+    return pickle.dumps(ex, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _serve(payload: bytes, threads: int, tasks, results) -> None:
+    """A compute process: embed each ``(key, pixels)`` task until ``None``; answer
+    ``(key, vectors, error)`` (``key`` None: it could not start)."""
+    torch.set_num_threads(threads)
+    try:
+        extractor = pickle.loads(payload)
+    except Exception as exc:  # noqa: BLE001 - said in the main process as one line
+        results.put((None, None, f"cannot start: {type(exc).__name__}: {exc}"))
+        return
+    while (task := tasks.get()) is not None:
+        key, pixels = task
+        try:
+            results.put((key, extractor.embed(torch.from_numpy(pixels)), None))
+        except Exception as exc:  # noqa: BLE001
+            results.put((key, None, f"{type(exc).__name__}: {exc}"))
+
+
+@contextlib.contextmanager
+def _no_main() -> Iterator[None]:
+    """Start processes without the caller's ``__main__``: :func:`_serve` needs none,
+    and a script that calls ``extract()`` with no ``if __name__ == "__main__"`` guard would
+    otherwise run again in every compute process."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+def _how(exitcode: int) -> str:
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class ComputePool:
+    """``n`` compute processes, each holding ``extractor`` with ``threads`` threads; started
+    on entering, stopped on leaving (killed when leaving on an error)."""
+
+    def __init__(self, extractor, n: int, threads: int = 1):
+        self.n, self.threads = n, threads
+        self._payload = _portable(extractor, threads)
+        self._torch_network = getattr(extractor, "compiled", None) is None
+        self._keys = itertools.count()
+        self._key_of: dict[int, int] = {}  # id(batch) -> its task's key
+        self._done: dict[int, np.ndarray] = {}
+        self.processes: list = []
+
+    def __enter__(self) -> ComputePool:
+        ctx = mp.get_context("forkserver")
+        # the server imports torch (and timm for a torch network) once; each process forks
+        # from it, clean: it never ran a network nor loaded a session
+        ctx.set_forkserver_preload(["imgfeat.engines.compute"]
+                                   + (["timm"] if self._torch_network else []))
+        self._tasks, self._results = ctx.Queue(), ctx.Queue()
+        self.processes = [ctx.Process(target=_serve, name=f"imgfeat-compute-{i}", daemon=True,
+                                      args=(self._payload, self.threads, self._tasks,
+                                            self._results))
+                          for i in range(self.n)]
+        with _no_main():
+            for p in self.processes:
+                p.start()
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        if kind is None:
+            self._check_alive()  # a process that died idle lost nothing, but is not normal
+            for _ in self.processes:
+                self._tasks.put(None)
+        for p in self.processes:
+            p.join(timeout=5 if kind is None else 0)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        for q in (self._tasks, self._results):
+            q.cancel_join_thread()  # never wait on a pipe no process reads any more
+            q.close()
+
+    def ahead(self, batches: Iterable[DecodedBatch]) -> Iterator[DecodedBatch]:
+        """``batches`` in their order, each sent to the processes before it is yielded, up to
+        :data:`DEPTH` per process ahead of the one the caller embeds."""
+        window: deque[DecodedBatch] = deque()
+        for batch in batches:
+            if batch.pixels is not None and batch.unavailable is None:
+                key = next(self._keys)
+                self._key_of[id(batch)] = key
+                self._tasks.put((key, batch.pixels.numpy()))
+            window.append(batch)
+            if len(window) > DEPTH * self.n:
+                yield window.popleft()
+        yield from window
+
+    def embed(self, batch: DecodedBatch) -> np.ndarray:
+        """The vectors of a batch :meth:`ahead` sent (waits for them)."""
+        key = self._key_of.pop(id(batch))
+        while key not in self._done:
+            self._check_alive()  # also when the others carry on: its task may be lost
+            try:
+                got, vectors, error = self._results.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            if error is not None:
+                raise ComputeError(f"a compute process failed: {error}")
+            self._done[got] = vectors
+        return self._done.pop(key)
+
+    def _check_alive(self) -> None:
+        for i, p in enumerate(self.processes):
+            if p.exitcode is not None:
+                raise ComputeError(
+                    f"compute process {i + 1} of {self.n} stopped ({_how(p.exitcode)}); "
+                    f"the shards written before are kept: run again with --resume")

@@ -1,0 +1,97 @@
+"""The local engine's compute processes (``compute_processes``): the same vectors, order and
+failure records as the network in the main process, one clear line when a compute process
+dies, and a resume that finishes the run."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+import pytest
+
+from imgfeat import ConfigError, extract, load_features
+from imgfeat.cli import main as cli_main
+from tests.conftest import TINY, random_class_folder
+
+RUN = {**TINY, "shard_size": 5, "batch_size": 3, "threads": 1, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """23 small images in 2 classes and one file that is no image."""
+    root = random_class_folder(tmp_path_factory.mktemp("compute") / "imgs", 23, 2, 40, 3)
+    (root / "c1" / "broken.png").write_bytes(b"not an image")
+    return root
+
+
+def _read(out):
+    X, y, ids, meta = load_features(out)
+    return X, list(y), list(ids), meta
+
+
+@pytest.mark.parametrize(("runtime", "workers"),
+                         [("torch", 0), ("torch", 1), ("onnxruntime", 0)])
+def test_processes_give_the_vectors_of_one(images, tmp_path, runtime, workers):
+    """Byte-identical vectors, the same ids in the same order, the same failure record."""
+    if runtime != "torch":
+        pytest.importorskip(runtime)
+    runs, failures = {}, {}
+    for n in (1, 2):
+        res = extract(images, tmp_path / f"out{n}", **RUN, runtime=runtime, num_workers=workers,
+                      compute_processes=n)
+        assert (res.runtime, res.compute_processes, res.ok, res.failed) == (runtime, n, 23, 1)
+        runs[n] = _read(tmp_path / f"out{n}")
+        assert runs[n][3]["compute_processes"] == n
+        failures[n] = res.failures_path.read_text()
+        rows = failures[n].splitlines()[1:]
+        assert len(rows) == 1 and rows[0].startswith("c1/broken.png,")
+    (x1, y1, ids1, _), (x2, y2, ids2, _) = runs[1], runs[2]
+    assert ids1 == ids2 and y1 == y2 and x1.dtype == x2.dtype and failures[1] == failures[2]
+    assert x1.tobytes() == x2.tobytes()
+
+
+def _kill_first_compute_process(stop: threading.Event) -> None:
+    while not stop.is_set():
+        procs = [p for p in multiprocessing.active_children()
+                 if p.name.startswith("imgfeat-compute-")]
+        if procs:
+            procs[0].kill()
+            return
+        time.sleep(0.002)
+
+
+def test_a_killed_compute_process_is_one_error_line_and_resume_finishes(images, tmp_path,
+                                                                       capsys):
+    argv = ["extract", str(images), "-o", str(tmp_path / "out"), "--model", TINY["model"],
+            "--no-pretrained", "--img-size", "64", "--precision", "fp32", "--runtime",
+            "torch", "--shard-size", "5", "--batch-size", "3", "--threads", "1", "-q",
+            "--compute-processes", "2"]
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_first_compute_process, args=(stop,))
+    killer.start()
+    try:
+        code = cli_main(argv)
+    finally:
+        stop.set()
+        killer.join()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert len(err) == 1 and err[0].startswith("imgfeat: error: compute process ")
+    assert "SIGKILL" in err[0] and "--resume" in err[0]
+    assert not multiprocessing.active_children()  # the other one was stopped too
+    assert cli_main(argv + ["--resume"]) == 1  # finished; 1: the broken image failed
+    ref = extract(images, tmp_path / "ref", **RUN, runtime="torch", compute_processes=1)
+    assert ref.ok == 23
+    (x, _, ids, _), (xr, _, idsr, _) = _read(tmp_path / "out"), _read(tmp_path / "ref")
+    assert ids == idsr and x.tobytes() == xr.tobytes()
+
+
+def test_bad_values_are_refused(images, tmp_path):
+    for bad in (0, -1, "two", 1.5, True):
+        with pytest.raises(ConfigError, match="compute_processes"):
+            extract(images, tmp_path / "o", **RUN, compute_processes=bad)
+    with pytest.raises(ConfigError, match="--engine local only"):
+        extract(images, tmp_path / "o", **RUN, engine="ray", compute_processes=2)
+    assert cli_main(["extract", str(images), "-o", str(tmp_path / "o"),
+                     "--compute-processes", "0"]) != 0
