@@ -41,6 +41,8 @@ __all__ = ["LayerRecord", "LearnError", "LearnReport", "learn_filters", "map_pos
 
 #: at most this many patches of one marker go into its k-means (a seeded sample beyond)
 MAX_PATCHES_PER_MARKER = 1000
+#: at most this many patches of all markers go into a ``global`` k-means (a seeded sample beyond)
+MAX_GLOBAL_PATCHES = 20000
 #: a m-norm channel whose marker std is below this fraction of the layer's largest is constant
 CONSTANT_STD = 1e-3
 #: ZCA whitening: eigenvalues are regularised by this fraction of their mean (Coates & Ng's 0.1)
@@ -205,6 +207,32 @@ def _marker_kernels(patches: torch.Tensor, groups: torch.Tensor, n: int, metric:
             kernels.append(per_marker[g])
     k = unit_rows(torch.cat(kernels))
     return k[k.norm(dim=1) > 0.5], len(uniq)
+
+
+def _global_kernels(patches: torch.Tensor, n: int, metric: str, seed: int, where: str) -> torch.Tensor:
+    """One k-means of every marker patch (a seeded sample of at most ``MAX_GLOBAL_PATCHES``)
+    straight to ``n`` unit kernels."""
+    if len(patches) < n:
+        raise LearnError(f"{where}: the markers give {len(patches)} patches, fewer than the {n} kernels "
+                         "to learn: mark more, or lower out_channels")
+    if len(patches) > MAX_GLOBAL_PATCHES:
+        gen = torch.Generator().manual_seed(seed)
+        patches = patches[torch.randperm(len(patches), generator=gen)[:MAX_GLOBAL_PATCHES]]
+    mask = torch.ones(1, len(patches), dtype=torch.bool)
+    return unit_rows(batched_kmeans(patches[None], mask, n, metric=metric, seed=seed)[0]).to(patches.dtype)
+
+
+def _complement(kernels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """``n`` unit kernels drawn at random (seeded) in the orthogonal complement of the span of
+    ``kernels`` (K, D); plain random ones where the kernels span every direction."""
+    gen = torch.Generator().manual_seed(seed)
+    k = kernels.to(torch.float64)
+    _, sv, vh = torch.linalg.svd(k, full_matrices=False)
+    basis = vh[sv > 1e-6 * float(sv.max().clamp_min(_TINY))]
+    rand = torch.randn(n, k.shape[1], generator=gen, dtype=torch.float64)
+    if len(basis) < k.shape[1]:
+        rand = rand - (rand @ basis.T) @ basis
+    return unit_rows(rand).to(kernels.dtype)
 
 
 def _zca(patches: torch.Tensor, eps: float = WHITEN_EPS) -> tuple[torch.Tensor, torch.Tensor]:
@@ -507,13 +535,19 @@ def _learn_conv(net, conv: FlimConv2d, chain, items, batch_size, seed, rec: Laye
     if conv.whiten:
         zca, mu = _zca(allp)
         allp = (allp - mu) @ zca
-    kernels, n_markers = _marker_kernels(allp, allg, conv.kernels_per_marker, conv.metric, seed)
-    out = conv.out_channels
-    rec.markers, rec.kernels, rec.out_channels = n_markers, len(kernels), out
+    out = conv.out_channels - conv.complement_kernels
+    if conv.clustering == "global":
+        kernels, n_markers = _global_kernels(allp, out, conv.metric, seed, name), len(torch.unique(allg))
+        per = "all of them together"
+    else:
+        kernels, n_markers = _marker_kernels(allp, allg, conv.kernels_per_marker, conv.metric, seed)
+        per = f"up to {conv.kernels_per_marker} each"
+    rec.markers, rec.kernels, rec.out_channels = n_markers, len(kernels), conv.out_channels
     if len(kernels) < out:
-        raise LearnError(f"{name}: the markers give {len(kernels)} kernels ({n_markers} markers, up to "
-                         f"{conv.kernels_per_marker} each), fewer than out_channels {out}: mark more, "
-                         "or lower out_channels")
+        raise LearnError(f"{name}: the markers give {len(kernels)} kernels ({n_markers} markers, {per}), "
+                         f"fewer than out_channels {conv.out_channels}"
+                         + (f" less complement_kernels {conv.complement_kernels}" if conv.complement_kernels
+                            else "") + ": mark more, or lower out_channels")
     if len(kernels) > out:
         kernels = _reduce(kernels, out, conv.reduce, seed, name)
         rec.reduction = conv.reduce
@@ -522,6 +556,8 @@ def _learn_conv(net, conv: FlimConv2d, chain, items, batch_size, seed, rec: Laye
         if conv.center_patches:
             kernels = _center(kernels, conv.in_channels)
         kernels = unit_rows(kernels)
+    if conv.complement_kernels:
+        kernels = torch.cat([kernels, _complement(kernels, conv.complement_kernels, seed)])
     weight = kernels.reshape(conv.weight.shape).to(conv.weight.dtype)
     with torch.no_grad():
         if conv.fold_norm:
