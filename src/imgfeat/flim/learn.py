@@ -11,7 +11,10 @@ learns on exactly the maps the saved network computes at inference.
   fewer patches gives its patches), with ``center_patches`` on patches centred per input channel
   (kernels larger than 1×1: the centroids are then local patterns, not the stroke's mean
   colour; what wins on texture classes); kernels scaled to unit norm; more kernels than
-  ``out_channels`` are merged by a second k-means (cosine) or PCA. With ``whiten``, the patches
+  ``out_channels`` are merged by a second k-means (cosine) or PCA. With ``clustering: global``
+  one k-means of every marker patch gives ``out_channels`` kernels directly (the original's
+  ``multilevel_clustering=False``). With ``complement_kernels: n``, the last n kernels are
+  random directions orthogonal to the learned ones. With ``whiten``, the patches
   of all markers are ZCA-whitened before k-means (as texton and Coates–Ng k-means feature
   learning do: k-means then finds edges and bars, not the few strongest low-frequency
   directions) and the whitening is folded into the kernels. With ``fold_norm`` (``bias:
