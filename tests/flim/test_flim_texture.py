@@ -208,3 +208,23 @@ def test_complement_kernels_are_orthogonal_to_the_learned_ones_and_see_the_local
         parse_architecture({"features": {"layers": {"c": _conv(3, 2, 4, complement_kernels=4)}}})
     with pytest.raises(ArchitectureError, match="clustering: must be one of per_marker, global"):
         parse_architecture({"features": {"layers": {"c": _conv(3, 2, 4, clustering="all")}}})
+
+
+def test_training_warns_when_a_layers_kernels_are_nearly_alike(textures, tmp_path):
+    # grey textures through uncentred patches of raw L*a*b* (no m-norm): every kernel is about
+    # the mean patch, i.e. brightness (the annotate preview's network on USPtex grey: |cos| 0.96)
+    marks = tmp_path / "marks"
+    assert main(["flim", "markers", str(textures), "--label-pattern", r"(\d)C", "-o", str(marks),
+                 "--images-per-class", "3", "--strokes", "5"]) == 0
+    plain = {"features": {"layers": {"conv1": _conv(3, 8, 8)}}}
+    with pytest.warns(Warning, match=r"conv1: the learned kernels are nearly alike .*center_patches"):
+        r = train_flim(str(textures), tmp_path / "p.safetensors", architecture=plain, markers=marks,
+                       label_pattern=r"(\d)C")
+    assert r.learn.layers[0].similarity > 0.9
+    fixed = {"features": {"layers": {"m": {"operation": "m_norm2d"},
+                                     "conv1": _conv(3, 8, 8, center_patches=True)}}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = train_flim(str(textures), tmp_path / "f.safetensors", architecture=fixed, markers=marks,
+                       label_pattern=r"(\d)C")
+    assert r.learn.layers[1].similarity < 0.5

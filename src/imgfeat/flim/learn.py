@@ -40,7 +40,7 @@ from .kmeans import batched_kmeans, unit_rows
 from .markers import Markers
 from .network import FlimConv2d, FlimNetwork, MarkerNorm2d, Parallel
 
-__all__ = ["LayerRecord", "LearnError", "LearnReport", "learn_filters", "map_positions"]
+__all__ = ["LayerRecord", "LearnError", "LearnReport", "learn_filters", "map_positions", "mean_abs_cosine"]
 
 #: at most this many patches of one marker go into its k-means (a seeded sample beyond)
 MAX_PATCHES_PER_MARKER = 1000
@@ -69,6 +69,8 @@ class LayerRecord:
     kernels: int = 0
     out_channels: int = 0
     reduction: str | None = None
+    #: a conv layer's mean |cosine| between distinct kernels (1: all alike)
+    similarity: float | None = None
     seconds: float = 0.0
     #: with ``trace``: per image, (rows, cols, values (C, N)) of the layer's input at the markers
     samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
@@ -444,6 +446,7 @@ def learn_filters(
             _random_conv(net, mod, chain, items, batch_size, seed + len(report.layers), rec, cache)
         elif isinstance(mod, FlimConv2d):
             _learn_conv(net, mod, chain, items, batch_size, seed, rec, name, cache)
+            rec.similarity = mean_abs_cosine(mod.weight.detach())
         elif isinstance(mod, MarkerNorm2d):
             _learn_mnorm(net, mod, chain, items, batch_size, rec, cache)
         else:
@@ -452,6 +455,16 @@ def learn_filters(
         report.layers.append(rec)
     report.seconds = time.perf_counter() - t_all
     return report
+
+
+def mean_abs_cosine(weight: torch.Tensor) -> float:
+    """Mean |cosine| between the distinct kernels of a conv weight (out, in, kh, kw)."""
+    k = unit_rows(weight.flatten(1).to(torch.float64))
+    n = len(k)
+    if n < 2:
+        return 0.0
+    c = (k @ k.T).abs()
+    return float((c.sum() - c.diagonal().sum()) / (n * (n - 1)))
 
 
 def _trace(rec: LayerRecord, x: torch.Tensor, pos: torch.Tensor) -> None:

@@ -202,8 +202,9 @@ def test_saves_write_the_label_base_sidecar_so_train_does_not_guess(tmp_path, ba
             assert _call(url + f"api/images/{i}/markers", "PUT",
                          {"pixels": pixels, "labels": [1] * len(pixels), "version": ""})[0] == 200
     assert read_sidecar_base(mk) == base
-    arch = {"features": {"layers": {"conv1": {"operation": "conv2d", "params": {
-        "kernel_size": 3, "padding": 1, "out_channels": 4, "number_of_kernels_per_marker": 2}}}}}
+    conv = {"operation": "conv2d", "params": {"kernel_size": 3, "padding": 1, "out_channels": 4,
+                                              "number_of_kernels_per_marker": 2, "center_patches": True}}
+    arch = {"features": {"layers": {"m": {"operation": "m_norm2d"}, "conv1": conv}}}
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "ambiguous label base" warning
         r = train_flim(str(imgs), tmp_path / "m.safetensors", architecture=arch, markers=mk,
