@@ -32,15 +32,21 @@ DEFAULT_DATA = next((p / "shared" / "data" / "usptex" for p in Path(__file__).re
 TEXTURE = Path(__file__).resolve().parents[1] / "src" / "imgfeat" / "flim" / "architectures"
 
 
-def arch(widths=(32, 64, 128), k=3, kpm=4, reduce="auto", whiten=False, center=True, pool=(3, 2)) -> dict:
+def arch(widths=(32, 64, 128), k=3, kpm=4, reduce="auto", whiten=False, center=True, pool=(3, 2),
+         clustering="per_marker", complement=0.0, bias=False, dilation=(1, 1, 1)) -> dict:
+    """A texture-style network: ``complement`` is the fraction of each layer's kernels drawn
+    orthogonal to the learned ones; ``bias`` folds the marker statistics into the convolutions
+    (no m-norm layers, as flim-python-demo's ``use_bias``); ``dilation`` per layer."""
     layers: dict = {}
     ch = 3
-    for i, w in enumerate(widths, 1):
+    for i, (w, d) in enumerate(zip(widths, dilation, strict=True), 1):
         red = "pca" if reduce == "auto" and w <= k * k * ch else ("kmeans" if reduce == "auto" else reduce)
-        layers[f"m-norm{i}"] = {"operation": "m_norm2d"}
+        if not bias:
+            layers[f"m-norm{i}"] = {"operation": "m_norm2d"}
         layers[f"conv{i}"] = {"operation": "conv2d", "params": {
-            "kernel_size": k, "padding": k // 2, "number_of_kernels_per_marker": kpm, "out_channels": w,
-            "reduce": red, "center_patches": center, "whiten": whiten,
+            "kernel_size": k, "padding": d * (k // 2), "dilation": d, "number_of_kernels_per_marker": kpm,
+            "out_channels": w, "reduce": red, "center_patches": center, "whiten": whiten,
+            "clustering": clustering, "complement_kernels": round(complement * w), "bias": bias,
             "activation": {"operation": "relu"},
             "pool": {"operation": "max_pool2d", "params": {"kernel_size": pool[0], "stride": pool[1],
                                                             "padding": pool[0] // 2}}}}
@@ -55,9 +61,16 @@ VARIANTS = {
     "whiten-pca": dict(reduce="auto", whiten=True),
     "whiten-kpm8": dict(reduce="kmeans", whiten=True, kpm=8),
     "whiten-k5": dict(reduce="kmeans", whiten=True, k=5),
+    # the original libraries' choices (LIDS-UNICAMP/FLIM, flim-python-demo)
+    "global": dict(clustering="global"),
+    "bias": dict(bias=True),
+    "dilated": dict(pool=(3, 1), dilation=(1, 2, 4)),
+    "kpm16": dict(kpm=16),
+    "uncentred": dict(center=False),
+    # learned + random kernels orthogonal to them
+    "complement25": dict(complement=0.25),
+    "complement50": dict(complement=0.5),
 }
-
-
 def diversity(w: torch.Tensor) -> tuple[float, float]:
     """Mean |cosine| between distinct kernels, and the effective rank (exp of the entropy of the
     normalised singular values) of the (out, in·k·k) kernel matrix."""
@@ -95,6 +108,7 @@ def main() -> None:
     ap.add_argument("--images-per-class", type=int, default=2)
     ap.add_argument("--strokes", type=int, default=3)
     ap.add_argument("--random", action="store_true", help="also the random baseline of each variant")
+    ap.add_argument("--random-only", action="store_true", help="only the random baseline of each variant")
     ap.add_argument("--no-svm", action="store_true")
     ap.add_argument("--time-cache", action="store_true",
                     help="only time learning with and without the per-layer map cache")
@@ -141,7 +155,7 @@ def main() -> None:
         return
     rows = []
     for v in args.variants:
-        for rnd in ((False, True) if args.random else (False,)):
+        for rnd in ((True,) if args.random_only else (False, True) if args.random else (False,)):
             net = FlimNetwork(parse_architecture(arch(**VARIANTS[v])), (128, 128), "lab")
             t0 = time.perf_counter()
             learn_filters(net, marked, marks, seed=args.seed, random_kernels=rnd)

@@ -12,7 +12,12 @@ import torch
 from PIL import Image
 
 from imgfeat.cli import main
-from imgfeat.flim.architecture import load_architecture, shipped_architecture
+from imgfeat.flim.architecture import (
+    ArchitectureError,
+    load_architecture,
+    parse_architecture,
+    shipped_architecture,
+)
 from imgfeat.flim.learn import _zca, learn_filters
 from imgfeat.flim.markers import (
     MarkerError,
@@ -163,3 +168,63 @@ def test_shipped_texture_architecture_trains_from_flim_markers_output(textures, 
     assert main(["flim", "train", str(textures), "--label-pattern", r"(\d)C", "--markers", str(marks),
                  "--arch", "texture", "-o", str(tmp_path / "cli.safetensors"), "-q"]) == 0
     assert "label base 1" in capsys.readouterr().out
+
+
+def test_global_clustering_finds_clusters_across_markers():
+    # two markers, each half colour A and half colour B: per marker (1 kernel each) both kernels
+    # are the mix; one k-means of all patches finds A and B
+    rng = np.random.default_rng(0)
+    a, b = np.array([0.9, 0.2, 0.1]), np.array([0.1, 0.3, 0.8])
+    img = torch.zeros(3, 8, 24)
+    for row in (2, 5):
+        pix = np.concatenate([a + rng.normal(0, 0.01, (10, 3)), b + rng.normal(0, 0.01, (10, 3))])
+        img[:, row, 2:22] = torch.tensor(pix.T, dtype=torch.float32)
+    marks = Markers(24, 8, np.tile(np.arange(2, 22), 2), np.repeat([2, 5], 20), None, np.zeros(40))
+    want = torch.tensor(np.stack([a, b]) / np.linalg.norm(np.stack([a, b]), axis=1, keepdims=True)).float()
+    got = {}
+    for how in ("per_marker", "global"):
+        net = FlimNetwork({"features": {"layers": {"conv1": _conv(1, 1, 2, clustering=how)}}}, (8, 24),
+                          color="rgb")
+        learn_filters(net, [img], [marks], per_label=False)
+        w = net.features.conv1.weight.detach().reshape(2, 3)
+        got[how] = w[torch.argsort(w[:, 0], descending=True)]
+    assert torch.allclose(got["global"], want, atol=0.02)
+    assert torch.allclose(got["per_marker"][0], got["per_marker"][1], atol=0.02)  # both the mix
+
+
+def test_complement_kernels_are_orthogonal_to_the_learned_ones_and_see_the_local_mean():
+    imgs, marks = _data(3, (32, 32))
+    net = FlimNetwork({"features": {"layers": {"conv1": _conv(3, 4, 8, center_patches=True,
+                                                              complement_kernels=3)}}}, (32, 32))
+    learn_filters(net, imgs, marks, seed=0)
+    k = net.features.conv1.weight.detach().flatten(1).double()
+    assert torch.allclose(k.norm(dim=1), torch.ones(8, dtype=torch.float64), atol=1e-5)
+    learned, extra = k[:5], k[5:]
+    assert float((extra @ learned.T).abs().max()) < 1e-5
+    # learned kernels are centred per channel (blind to the local mean); the complement is not
+    assert float(learned.reshape(5, 3, 9).mean(2).abs().max()) < 1e-6
+    assert float(extra.reshape(3, 3, 9).mean(2).abs().max()) > 0.05
+    with pytest.raises(ArchitectureError, match="complement_kernels: must be below out_channels"):
+        parse_architecture({"features": {"layers": {"c": _conv(3, 2, 4, complement_kernels=4)}}})
+    with pytest.raises(ArchitectureError, match="clustering: must be one of per_marker, global"):
+        parse_architecture({"features": {"layers": {"c": _conv(3, 2, 4, clustering="all")}}})
+
+
+def test_training_warns_when_a_layers_kernels_are_nearly_alike(textures, tmp_path):
+    # grey textures through uncentred patches of raw L*a*b* (no m-norm): every kernel is about
+    # the mean patch, i.e. brightness (the annotate preview's network on USPtex grey: |cos| 0.96)
+    marks = tmp_path / "marks"
+    assert main(["flim", "markers", str(textures), "--label-pattern", r"(\d)C", "-o", str(marks),
+                 "--images-per-class", "3", "--strokes", "5"]) == 0
+    plain = {"features": {"layers": {"conv1": _conv(3, 8, 8)}}}
+    with pytest.warns(Warning, match=r"conv1: the learned kernels are nearly alike .*center_patches"):
+        r = train_flim(str(textures), tmp_path / "p.safetensors", architecture=plain, markers=marks,
+                       label_pattern=r"(\d)C")
+    assert r.learn.layers[0].similarity > 0.9
+    fixed = {"features": {"layers": {"m": {"operation": "m_norm2d"},
+                                     "conv1": _conv(3, 8, 8, center_patches=True)}}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = train_flim(str(textures), tmp_path / "f.safetensors", architecture=fixed, markers=marks,
+                       label_pattern=r"(\d)C")
+    assert r.learn.layers[1].similarity < 0.5

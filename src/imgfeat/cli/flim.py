@@ -20,8 +20,8 @@ def add_parsers(sub) -> None:
                                     "(images with a <stem>.txt marker file) and write one model file.")
     _data_args(t)
     t.add_argument("-a", "--arch", required=True,
-                   help="architecture JSON file, or 'texture' (shipped: 3 × [m-norm, 3×3 conv, "
-                        "ReLU, max-pool], tuned on half of USPtex's classes)")
+                   help="architecture JSON file, or 'texture' (shipped, for texture classes: 3 × "
+                        "[m-norm, 3×3 conv, ReLU, max-pool], tuned on half of USPtex's classes)")
     t.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
     t.add_argument("--markers", help="folder of marker files (default: beside the images)")
     t.add_argument("--label-base", type=int, choices=LABEL_BASES, default=None,

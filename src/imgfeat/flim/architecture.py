@@ -31,6 +31,7 @@ __all__ = [
     "AGGREGATES",
     "Architecture",
     "ArchitectureError",
+    "CLUSTERINGS",
     "KMEANS_METRICS",
     "LayerSpec",
     "ModuleSpec",
@@ -44,6 +45,9 @@ __all__ = [
 AGGREGATES = ("concat", "sum", "prod", "mean")
 REDUCTIONS = ("kmeans", "pca")
 KMEANS_METRICS = ("euclidean", "cosine")
+#: ``per_marker``: k-means in each marker, then reduced (the original's default); ``global``: one
+#: k-means of every marker patch straight to ``out_channels`` (its ``multilevel_clustering=False``)
+CLUSTERINGS = ("per_marker", "global")
 
 
 class ArchitectureError(ConfigError):
@@ -70,6 +74,8 @@ OPERATIONS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "kmeans": ((str,), False),
         "center_patches": (_BOOL, False),
         "whiten": (_BOOL, False),
+        "clustering": ((str,), False),
+        "complement_kernels": (_INT, False),
         "activation": ((dict,), False),
         "pool": ((dict,), False),
     },
@@ -188,7 +194,7 @@ def _check_value(op: str, name: str, value: Any, types: tuple[type, ...], where:
         vals = [value]
     else:
         vals = []
-    low = {"padding": 0, "in_features": -1}.get(name, 1)
+    low = {"padding": 0, "in_features": -1, "complement_kernels": 0}.get(name, 1)
     if op == "linear" and name == "in_features" and value == 0:
         raise ArchitectureError(f"{where}: must be -1 (inferred) or positive, got 0")
     for v in vals:
@@ -235,6 +241,12 @@ def _parse_layer(data: Any, where: str, inline: tuple[str, ...] | None = None) -
         if params.get("kmeans", "euclidean") not in KMEANS_METRICS:
             raise ArchitectureError(f"{where}.params.kmeans: must be one of {', '.join(KMEANS_METRICS)}, "
                                     f"got {params['kmeans']!r}")
+        if params.get("clustering", "per_marker") not in CLUSTERINGS:
+            raise ArchitectureError(f"{where}.params.clustering: must be one of {', '.join(CLUSTERINGS)}, "
+                                    f"got {params['clustering']!r}")
+        if params.get("complement_kernels", 0) >= params["out_channels"]:
+            raise ArchitectureError(f"{where}.params.complement_kernels: must be below out_channels "
+                                    f"({params['out_channels']}), got {params['complement_kernels']}")
         if "activation" in params:
             params["activation"] = _parse_layer(params["activation"], f"{where}.params.activation",
                                                 INLINE_ACTIVATIONS)

@@ -11,7 +11,10 @@ learns on exactly the maps the saved network computes at inference.
   fewer patches gives its patches), with ``center_patches`` on patches centred per input channel
   (kernels larger than 1×1: the centroids are then local patterns, not the stroke's mean
   colour; what wins on texture classes); kernels scaled to unit norm; more kernels than
-  ``out_channels`` are merged by a second k-means (cosine) or PCA. With ``whiten``, the patches
+  ``out_channels`` are merged by a second k-means (cosine) or PCA. With ``clustering: global``
+  one k-means of every marker patch gives ``out_channels`` kernels directly (the original's
+  ``multilevel_clustering=False``). With ``complement_kernels: n``, the last n kernels are
+  random directions orthogonal to the learned ones. With ``whiten``, the patches
   of all markers are ZCA-whitened before k-means (as texton and Coates–Ng k-means feature
   learning do: k-means then finds edges and bars, not the few strongest low-frequency
   directions) and the whitening is folded into the kernels. With ``fold_norm`` (``bias:
@@ -37,10 +40,12 @@ from .kmeans import batched_kmeans, unit_rows
 from .markers import Markers
 from .network import FlimConv2d, FlimNetwork, MarkerNorm2d, Parallel
 
-__all__ = ["LayerRecord", "LearnError", "LearnReport", "learn_filters", "map_positions"]
+__all__ = ["LayerRecord", "LearnError", "LearnReport", "learn_filters", "map_positions", "mean_abs_cosine"]
 
 #: at most this many patches of one marker go into its k-means (a seeded sample beyond)
 MAX_PATCHES_PER_MARKER = 1000
+#: at most this many patches of all markers go into a ``global`` k-means (a seeded sample beyond)
+MAX_GLOBAL_PATCHES = 20000
 #: a m-norm channel whose marker std is below this fraction of the layer's largest is constant
 CONSTANT_STD = 1e-3
 #: ZCA whitening: eigenvalues are regularised by this fraction of their mean (Coates & Ng's 0.1)
@@ -64,6 +69,8 @@ class LayerRecord:
     kernels: int = 0
     out_channels: int = 0
     reduction: str | None = None
+    #: a conv layer's mean |cosine| between distinct kernels (1: all alike)
+    similarity: float | None = None
     seconds: float = 0.0
     #: with ``trace``: per image, (rows, cols, values (C, N)) of the layer's input at the markers
     samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
@@ -205,6 +212,32 @@ def _marker_kernels(patches: torch.Tensor, groups: torch.Tensor, n: int, metric:
             kernels.append(per_marker[g])
     k = unit_rows(torch.cat(kernels))
     return k[k.norm(dim=1) > 0.5], len(uniq)
+
+
+def _global_kernels(patches: torch.Tensor, n: int, metric: str, seed: int, where: str) -> torch.Tensor:
+    """One k-means of every marker patch (a seeded sample of at most ``MAX_GLOBAL_PATCHES``)
+    straight to ``n`` unit kernels."""
+    if len(patches) < n:
+        raise LearnError(f"{where}: the markers give {len(patches)} patches, fewer than the {n} kernels "
+                         "to learn: mark more, or lower out_channels")
+    if len(patches) > MAX_GLOBAL_PATCHES:
+        gen = torch.Generator().manual_seed(seed)
+        patches = patches[torch.randperm(len(patches), generator=gen)[:MAX_GLOBAL_PATCHES]]
+    mask = torch.ones(1, len(patches), dtype=torch.bool)
+    return unit_rows(batched_kmeans(patches[None], mask, n, metric=metric, seed=seed)[0]).to(patches.dtype)
+
+
+def _complement(kernels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """``n`` unit kernels drawn at random (seeded) in the orthogonal complement of the span of
+    ``kernels`` (K, D); plain random ones where the kernels span every direction."""
+    gen = torch.Generator().manual_seed(seed)
+    k = kernels.to(torch.float64)
+    _, sv, vh = torch.linalg.svd(k, full_matrices=False)
+    basis = vh[sv > 1e-6 * float(sv.max().clamp_min(_TINY))]
+    rand = torch.randn(n, k.shape[1], generator=gen, dtype=torch.float64)
+    if len(basis) < k.shape[1]:
+        rand = rand - (rand @ basis.T) @ basis
+    return unit_rows(rand).to(kernels.dtype)
 
 
 def _zca(patches: torch.Tensor, eps: float = WHITEN_EPS) -> tuple[torch.Tensor, torch.Tensor]:
@@ -413,6 +446,7 @@ def learn_filters(
             _random_conv(net, mod, chain, items, batch_size, seed + len(report.layers), rec, cache)
         elif isinstance(mod, FlimConv2d):
             _learn_conv(net, mod, chain, items, batch_size, seed, rec, name, cache)
+            rec.similarity = mean_abs_cosine(mod.weight.detach())
         elif isinstance(mod, MarkerNorm2d):
             _learn_mnorm(net, mod, chain, items, batch_size, rec, cache)
         else:
@@ -421,6 +455,16 @@ def learn_filters(
         report.layers.append(rec)
     report.seconds = time.perf_counter() - t_all
     return report
+
+
+def mean_abs_cosine(weight: torch.Tensor) -> float:
+    """Mean |cosine| between the distinct kernels of a conv weight (out, in, kh, kw)."""
+    k = unit_rows(weight.flatten(1).to(torch.float64))
+    n = len(k)
+    if n < 2:
+        return 0.0
+    c = (k @ k.T).abs()
+    return float((c.sum() - c.diagonal().sum()) / (n * (n - 1)))
 
 
 def _trace(rec: LayerRecord, x: torch.Tensor, pos: torch.Tensor) -> None:
@@ -507,13 +551,19 @@ def _learn_conv(net, conv: FlimConv2d, chain, items, batch_size, seed, rec: Laye
     if conv.whiten:
         zca, mu = _zca(allp)
         allp = (allp - mu) @ zca
-    kernels, n_markers = _marker_kernels(allp, allg, conv.kernels_per_marker, conv.metric, seed)
-    out = conv.out_channels
-    rec.markers, rec.kernels, rec.out_channels = n_markers, len(kernels), out
+    out = conv.out_channels - conv.complement_kernels
+    if conv.clustering == "global":
+        kernels, n_markers = _global_kernels(allp, out, conv.metric, seed, name), len(torch.unique(allg))
+        per = "all of them together"
+    else:
+        kernels, n_markers = _marker_kernels(allp, allg, conv.kernels_per_marker, conv.metric, seed)
+        per = f"up to {conv.kernels_per_marker} each"
+    rec.markers, rec.kernels, rec.out_channels = n_markers, len(kernels), conv.out_channels
     if len(kernels) < out:
-        raise LearnError(f"{name}: the markers give {len(kernels)} kernels ({n_markers} markers, up to "
-                         f"{conv.kernels_per_marker} each), fewer than out_channels {out}: mark more, "
-                         "or lower out_channels")
+        raise LearnError(f"{name}: the markers give {len(kernels)} kernels ({n_markers} markers, {per}), "
+                         f"fewer than out_channels {conv.out_channels}"
+                         + (f" less complement_kernels {conv.complement_kernels}" if conv.complement_kernels
+                            else "") + ": mark more, or lower out_channels")
     if len(kernels) > out:
         kernels = _reduce(kernels, out, conv.reduce, seed, name)
         rec.reduction = conv.reduce
@@ -522,6 +572,8 @@ def _learn_conv(net, conv: FlimConv2d, chain, items, batch_size, seed, rec: Laye
         if conv.center_patches:
             kernels = _center(kernels, conv.in_channels)
         kernels = unit_rows(kernels)
+    if conv.complement_kernels:
+        kernels = torch.cat([kernels, _complement(kernels, conv.complement_kernels, seed)])
     weight = kernels.reshape(conv.weight.shape).to(conv.weight.dtype)
     with torch.no_grad():
         if conv.fold_norm:

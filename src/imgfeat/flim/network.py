@@ -109,13 +109,20 @@ class FlimConv2d(nn.Conv2d):
     (texture, edges) rather than the stroke's mean colour (off by default, as the original: for
     markers that tell colours apart; a 1×1 kernel is never centred); ``whiten``: k-means runs on
     ZCA-whitened patches and the whitening is folded into the kernels (diverse kernels: edges
-    and bars at several orientations and frequencies rather than a few smooth ones).
+    and bars at several orientations and frequencies rather than a few smooth ones);
+    ``clustering``: ``per_marker`` (k-means in each marker, then reduced) or ``global`` (one
+    k-means of all marker patches to ``out_channels``); ``complement_kernels``: that many of the
+    ``out_channels`` are not learned but random directions orthogonal to the learned kernels
+    (what the markers did not show: for centred kernels, the local mean among others).
     """
 
     def __init__(self, *args: Any, kernels_per_marker: int = 1, reduce: str = "kmeans",
                  metric: str = "euclidean", fold_norm: bool = False, center_patches: bool = False,
-                 whiten: bool = False, **kwargs: Any) -> None:
+                 whiten: bool = False, clustering: str = "per_marker", complement_kernels: int = 0,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.clustering = clustering
+        self.complement_kernels = complement_kernels
         self.center_patches = center_patches
         self.whiten = whiten
         self.kernels_per_marker = kernels_per_marker
@@ -173,7 +180,9 @@ def _make_layer(spec: LayerSpec, shape: tuple[int, ...], where: str) -> nn.Modul
                           reduce=p.get("reduce", "kmeans"), metric=p.get("kmeans", "euclidean"),
                           fold_norm=bool(p.get("bias", False)),
                           center_patches=bool(p.get("center_patches", False)),
-                          whiten=bool(p.get("whiten", False)))
+                          whiten=bool(p.get("whiten", False)),
+                          clustering=p.get("clustering", "per_marker"),
+                          complement_kernels=int(p.get("complement_kernels", 0)))
     if op == "relu":
         return nn.ReLU(inplace=False)
     if op == "max_pool2d":

@@ -1,8 +1,8 @@
 """The marker folder's sidecar, ``flim-markers.json``: says the label base of the marker files
 beside it, so readers need not guess (a set with no label 0 is otherwise ambiguous).
 
-``imgfeat flim markers`` writes it; :func:`~imgfeat.flim.markers.read_marker_set` reads it when
-no label base is given.
+``imgfeat flim markers`` and ``imgfeat flim annotate`` write it;
+:func:`~imgfeat.flim.markers.read_marker_set` reads it when no label base is given.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..store.atomic import atomic_path
 
-__all__ = ["SIDECAR_NAME", "read_sidecar_base", "sidecar_base_for", "write_sidecar"]
+__all__ = ["SIDECAR_NAME", "read_sidecar_base", "sidecar_base_for", "sidecar_bytes", "write_sidecar"]
 
 SIDECAR_NAME = "flim-markers.json"
 
@@ -22,14 +22,20 @@ SIDECAR_NAME = "flim-markers.json"
 def write_sidecar(folder: str | os.PathLike, label_base: int, written_by: str = "imgfeat flim markers"
                   ) -> Path:
     """Write ``folder/flim-markers.json`` (atomically) saying the files' label base."""
-    from .markers import LABEL_BASES, MarkerError
-
-    if label_base not in LABEL_BASES:
-        raise MarkerError(f"label base must be 0 or 1, not {label_base!r}")
+    data = sidecar_bytes(label_base, written_by)
     path = Path(folder) / SIDECAR_NAME
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps({"label_base": label_base, "written_by": written_by}) + "\n")
+        tmp.write_bytes(data)
     return path
+
+
+def sidecar_bytes(label_base: int, written_by: str) -> bytes:
+    """The sidecar's content (for writers with their own safe write, as the annotate server)."""
+    from .markers import LABEL_BASES, MarkerError
+
+    if label_base not in LABEL_BASES or isinstance(label_base, bool):
+        raise MarkerError(f"label base must be 0 or 1, not {label_base!r}")
+    return (json.dumps({"label_base": label_base, "written_by": written_by}) + "\n").encode()
 
 
 def read_sidecar_base(folder: str | os.PathLike) -> int | None:

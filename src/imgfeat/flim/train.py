@@ -20,12 +20,15 @@ import torch
 from torch import nn
 
 from .._version import __version__
-from ..errors import ConfigError, SourceError
+from ..errors import ConfigError, ImgfeatWarning, SourceError
 from ..sources import Item, Source
 from .architecture import Architecture, ArchitectureError, load_architecture, parse_architecture
 from .data import marked_items, natural_size, network_batches, open_data, read_images
 from .learn import LearnReport, learn_filters
 from .network import FlimNetwork, save_model
+
+#: a layer whose learned kernels' mean |cosine| exceeds this is nearly one kernel: training warns
+ALIKE_COSINE = 0.9
 
 __all__ = ["TrainResult", "class_names", "compute_features", "train_flim"]
 
@@ -184,6 +187,12 @@ def train_flim(
     marks = [m.resized(hw[1], hw[0]) for m in marks]
     report = learn_filters(net, images, marks, per_label=per_label, seed=seed, batch_size=batch_size,
                            names=[it.id for it in items], random_kernels=random_kernels)
+    for layer in report.layers:
+        if not random_kernels and layer.similarity is not None and layer.similarity > ALIKE_COSINE:
+            warnings.warn(f"{layer.name}: the learned kernels are nearly alike (mean |cosine| "
+                          f"{layer.similarity:.2f}): its input patches are dominated by their mean, so the "
+                          "layer sees little more than brightness; put an m_norm2d before it and set "
+                          '"center_patches": true (as --arch texture does)', ImgfeatWarning, stacklevel=2)
     result = TrainResult(Path(output), net, report, len(items), base)
     heads: dict = {}
     if svm or classifier:

@@ -181,7 +181,38 @@ def test_http_api_saves_loads_and_refuses_escapes(images, tmp_path):
         req = urllib.request.Request(url + "api/session", headers={"Host": "evil.example"})
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(req, timeout=10)
-    assert sorted(p.name for p in mk.iterdir()) == ["a.txt", "out.txt"]
+    assert sorted(p.name for p in mk.iterdir()) == ["a.txt", "flim-markers.json", "out.txt"]
+
+
+@pytest.mark.parametrize("base", [0, 1])
+def test_saves_write_the_label_base_sidecar_so_train_does_not_guess(tmp_path, base):
+    import warnings
+
+    from imgfeat.flim.annotate import serve_in_thread
+    from imgfeat.flim.sidecar import SIDECAR_NAME, read_sidecar_base
+    from imgfeat.flim.train import train_flim
+
+    imgs = _images(tmp_path / "img", {"1C01.png": (24, 24), "2C01.png": (24, 24)})
+    mk = tmp_path / "mk"
+    with serve_in_thread(imgs, mk, labels="one,two", label_base=base) as url:
+        assert not (mk / SIDECAR_NAME).exists()  # nothing saved, nothing written
+        for i in range(2):
+            # class "two" only: on its own, a file of label 1 (base 0) or 2 (base 1) is ambiguous
+            pixels = [y * 24 + x for y in range(4, 20, 3) for x in range(3, 21)]
+            assert _call(url + f"api/images/{i}/markers", "PUT",
+                         {"pixels": pixels, "labels": [1] * len(pixels), "version": ""})[0] == 200
+    assert read_sidecar_base(mk) == base
+    conv = {"operation": "conv2d", "params": {"kernel_size": 3, "padding": 1, "out_channels": 4,
+                                              "number_of_kernels_per_marker": 2, "center_patches": True}}
+    arch = {"features": {"layers": {"m": {"operation": "m_norm2d"}, "conv1": conv}}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "ambiguous label base" warning
+        r = train_flim(str(imgs), tmp_path / "m.safetensors", architecture=arch, markers=mk,
+                       label_pattern=r"(\d)C")
+    assert r.label_base == base
+    # a session whose base disagrees with the folder's sidecar would misread its files: refused
+    with pytest.raises(ConfigError, match=f"says label base {base}.*--label-base {base}"):
+        AnnotationSession(imgs, mk, ["one", "two"], label_base=1 - base)
 
 
 def test_learn_and_preview_returns_maps_of_the_chosen_layer(tmp_path):

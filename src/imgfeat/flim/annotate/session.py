@@ -32,6 +32,7 @@ import numpy as np
 from ...errors import ConfigError, ImgfeatError, SourceError
 from ...storage import TMP_PREFIX
 from ..markers import LABEL_BASES, MARKER_SUFFIX, Markers, format_markers, parse_markers
+from ..sidecar import SIDECAR_NAME, read_sidecar_base, sidecar_bytes
 
 __all__ = ["MASK_SUFFIX", "MAX_CLASSES", "AnnotationSession", "ImageEntry", "PathRefused", "StaleSave",
            "inside", "write_file"]
@@ -169,6 +170,12 @@ class AnnotationSession:
         if self.markers_dir.exists() and not self.markers_dir.is_dir():
             raise ConfigError(f"--markers {self.markers_dir} is a file, not a folder")
         self.markers_dir.mkdir(parents=True, exist_ok=True)
+        said = read_sidecar_base(self.markers_dir)
+        if said is not None and said != label_base:
+            raise ConfigError(f"--markers {self.markers_dir}: its {SIDECAR_NAME} says label base {said}, "
+                              f"this session writes {label_base}: pass --label-base {said}")
+        self._sidecar_written = said is not None
+        self._sidecar_lock = threading.Lock()
         self.labels = labels
         self.label_base = label_base
         self.budget = budget
@@ -309,11 +316,21 @@ class AnnotationSession:
                     if p.is_file() or p.is_symlink():
                         p.unlink()
             else:
+                self._write_sidecar()
                 if mask is not None:
                     write_file(mask_path, mask)
                 write_file(path, data)
             self._refresh_counts(index, m)
         return m, version_of(data)
+
+    def _write_sidecar(self) -> None:
+        """``flim-markers.json`` (the label base), before the first marker file, so ``flim train``
+        reads the folder without guessing."""
+        with self._sidecar_lock:
+            if not self._sidecar_written:
+                write_file(self.markers_dir / SIDECAR_NAME,
+                           sidecar_bytes(self.label_base, "imgfeat flim annotate"))
+                self._sidecar_written = True
 
     @staticmethod
     def _mask_bytes(m: Markers) -> bytes:
