@@ -71,3 +71,4 @@ from tests.remote_fixtures import ray_cluster, s3  # noqa: E402,F401 - shared se
 def _runtime_cache(tmp_path_factory):
     """Exported models of the tests go to a cache of their own, never the user's."""
     os.environ["IMGFEAT_CACHE_DIR"] = str(tmp_path_factory.mktemp("imgfeat-cache"))
+

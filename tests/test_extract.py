@@ -161,3 +161,18 @@ def test_default_threads_and_workers(monkeypatch, cores, device, expected):
         threads, w = config.RunConfig(device=device, num_workers=workers).resolved_threads_workers()
         assert (threads, w) == (expected[0], workers)
     assert config.RunConfig(threads=7).resolved_threads_workers()[0] == 7
+
+
+def test_a_run_with_decode_workers_leaves_the_sigchld_handler_as_it_was(tmp_path):
+    """torch's loader leaves its SIGCHLD handler behind; a later child's exit in a process that
+    has loaded OpenVINO crashed it. The local engine puts the previous handler back."""
+    import signal
+
+    from tests.conftest import TINY, random_class_folder
+
+    folder = random_class_folder(tmp_path / "imgs", 6, 2, 32, seed=4)
+    before = signal.getsignal(signal.SIGCHLD)
+    extract(folder, tmp_path / "o", progress=False, num_workers=1, runtime="torch", **TINY)
+    assert signal.getsignal(signal.SIGCHLD) == before
+    extract(folder, tmp_path / "o2", progress=False, num_workers=1, runtime="torch", **TINY)
+    assert signal.getsignal(signal.SIGCHLD) == before  # and again after a second loader

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import signal
+import threading
 from collections.abc import Iterable, Iterator
 
 import torch
@@ -135,6 +137,25 @@ class LocalEngine:
             torch.set_num_threads(threads)
 
 
+def _restoring_sigchld(loader: DataLoader) -> Iterator[DecodedBatch]:
+    """``loader``'s batches, and afterwards this process's SIGCHLD handler as it was.
+
+    torch's worker loader installs a SIGCHLD handler for its workers and leaves it for the rest
+    of the process, so every later child's exit runs torch's worker check. In a process that
+    had since loaded OpenVINO or ONNX Runtime, a subprocess's exit then crashed it (SIGSEGV,
+    seen in the test suite). torch installs the handler again for its next loader."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGCHLD) if main else None
+    try:
+        yield from loader
+    finally:
+        if main:
+            signal.signal(signal.SIGCHLD, previous if previous is not None else signal.SIG_DFL)
+            from torch.utils.data._utils import signal_handling
+
+            signal_handling._SIGCHLD_handler_set = False  # the next loader sets its own again
+
+
 def _decoded(job: EngineJob, shards: list[Shard]) -> Iterable[DecodedBatch]:
     """Every pending batch in order, decoded in ``job.workers`` processes (none: here, between
     batches); an item whose storage is unavailable marks its batch instead of raising. With
@@ -149,8 +170,8 @@ def _decoded(job: EngineJob, shards: list[Shard]) -> Iterable[DecodedBatch]:
     if job.workers == 0:
         batches = (_collate([data[k] for k in batch]) for batch in order)
     else:
-        batches = DataLoader(data, batch_sampler=order, num_workers=job.workers,
-                             collate_fn=_collate, worker_init_fn=_worker_init, prefetch_factor=4,
-                             persistent_workers=False, multiprocessing_context="fork",
-                             pin_memory=extractor.device.type == "cuda")
+        batches = _restoring_sigchld(DataLoader(
+            data, batch_sampler=order, num_workers=job.workers, collate_fn=_collate,
+            worker_init_fn=_worker_init, prefetch_factor=4, persistent_workers=False,
+            multiprocessing_context="fork", pin_memory=extractor.device.type == "cuda"))
     return map(decoder.finish, batches) if decoder is not None else batches
