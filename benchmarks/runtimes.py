@@ -131,7 +131,8 @@ def main() -> None:
     runtimes = installed_runtimes()
     cfg = ModelConfig(model=args.model, pretrained=args.pretrained, precision="fp32")
     auto = Extractor(cfg, runtime="auto", threads=torch.get_num_threads())
-    print(f"auto chooses: {auto.runtime} (probe error {auto.runtime_error})")
+    print(f"auto chooses: {auto.runtime} (probe error {auto.runtime_error}; measured img/s: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in auto.runtime_speeds.items()) + ")")
     for rt in runtimes:  # export once, timed (the cache is empty)
         t0 = time.perf_counter()
         ex = Extractor(cfg, runtime=rt)

@@ -88,6 +88,8 @@ class Extractor:
         self.store_dtype = np.dtype(self.pooling.store_dtype)
         #: the runtime the network runs in, its exported form (None: torch) and its probe error
         self.runtime, self.compiled, self.runtime_error = "torch", None, None
+        #: images/s that ``auto`` measured per runtime (torch included) when it chose
+        self.runtime_speeds: dict[str, float] = {}
         exported = runtime != "torch" and self.device.type == "cpu"
         threads = threads or torch.get_num_threads()
         if exported and self._start_cached(runtime, threads):
@@ -109,14 +111,14 @@ class Extractor:
         self.folded_bn, self.edge_padded = self._speed_up(probe, maps)
         self.layout = self._layout(maps)
         self.dim = sum(entry["size"] for entry in self.layout)
+        self.channels_last = channels_last and self.device.type != "mps"
+        if self.channels_last:
+            self.backbone = self.backbone.to(memory_format=torch.channels_last)
         if exported:
             from .runtimes.attach import attach
 
             self.runtime, self.compiled, self.runtime_error = attach(self, probe, maps, runtime,
                                                                      threads)
-        self.channels_last = channels_last and self.device.type != "mps"
-        if self.channels_last:
-            self.backbone = self.backbone.to(memory_format=torch.channels_last)
 
     @classmethod
     def cached(cls, cfg: ModelConfig, device: str, runtime: str, threads: int) -> Extractor | None:
@@ -250,6 +252,7 @@ class Extractor:
             "dtype": str(self.store_dtype),
             "runtime": self.runtime,
             "runtime_probe_error": self.runtime_error,
+            "runtime_speeds": self.runtime_speeds,
             "versions": versions(self.runtime),
         }
 

@@ -22,10 +22,17 @@ EXPORTED = installed_runtimes()[1:]
 pytestmark = pytest.mark.skipif(not EXPORTED, reason="no exported runtime installed")
 
 
+def _speeds_in_auto_order(extractor, compiled, probe) -> dict[str, float]:
+    """Measured speeds as auto's order has them (what the mechanics tests assume): the
+    exported runtimes faster than torch, the first of AUTO_ORDER fastest."""
+    return {"torch": 1.0, **{n: 10.0 - k for k, n in enumerate(AUTO_ORDER) if n in compiled}}
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
-    """An empty cache of this test's own."""
+    """An empty cache of this test's own; auto's speed measurement favours AUTO_ORDER."""
     monkeypatch.setenv("IMGFEAT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(attach_mod, "measure_speeds", _speeds_in_auto_order)
     return cache_dir()
 
 
@@ -61,7 +68,7 @@ def test_exported_once_then_started_from_the_cache(cache, runtime, monkeypatch):
 
 
 def test_a_cached_start_does_not_import_timm(cache):
-    Extractor(_cfg(), runtime="auto")  # exports and caches
+    Extractor(_cfg(), runtime="auto")  # exports, measures (favouring AUTO_ORDER) and caches
     code = ("import sys, torch\nfrom imgfeat import Extractor, ModelConfig\n"
             f"ex = Extractor(ModelConfig(**{TINY!r}), runtime='auto')\n"
             "ex.embed(torch.zeros(2, 3, 64, 64, dtype=torch.uint8))\n"
@@ -200,3 +207,34 @@ def test_a_compiled_model_loads_where_the_cache_is_not(cache, runtime, monkeypat
     np.testing.assert_array_equal(other.embed(_x()), ref)
     pickle.loads(blob)  # the second time, from the node's cache
     assert len(list((tmp_path / "node" / "runtimes" / "models").iterdir())) == 1
+
+
+def test_auto_runs_what_measures_fastest_torch_included(cache, monkeypatch, tmp_path):
+    if len(EXPORTED) < 2:
+        pytest.skip("needs both exported runtimes")
+    monkeypatch.setattr(attach_mod, "measure_speeds", lambda ex, compiled, probe: {
+        "torch": 5.0, "openvino": 2.0, "onnxruntime": 7.0})
+    ex = Extractor(_cfg(), runtime="auto")
+    assert ex.runtime == "onnxruntime" and ex.metadata()["runtime_speeds"]["onnxruntime"] == 7.0
+    assert Extractor(_cfg(), runtime="auto").backbone is None  # the choice is cached
+
+
+def test_auto_keeps_torch_without_a_warning_when_torch_is_fastest(cache, monkeypatch):
+    monkeypatch.setattr(attach_mod, "measure_speeds", lambda ex, compiled, probe: {
+        "torch": 9.0, **{n: 3.0 for n in compiled}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImgfeatWarning)
+        ex = Extractor(_cfg(), runtime="auto")
+        assert ex.runtime == "torch" and ex.runtime_speeds["torch"] == 9.0
+        monkeypatch.setattr(attach_mod, "export_onnx", lambda *a, **k: pytest.fail("again"))
+        monkeypatch.setattr(attach_mod, "measure_speeds", lambda *a: pytest.fail("again"))
+        again = Extractor(_cfg(), runtime="auto")  # remembered: not exported nor measured
+    assert again.runtime == "torch" and again.metadata()["runtime_speeds"]["torch"] == 9.0
+
+
+def test_the_speed_measurement_times_torch_and_each_runtime(cache):
+    ex = Extractor(_cfg(), runtime=EXPORTED[0])
+    probe = torch.randn(1, 3, 64, 64)
+    speeds = attach_mod.measure_speeds(ex, {EXPORTED[0]: ex.compiled},
+                                       probe) if ex.compiled else {}
+    assert set(speeds) == {"torch", EXPORTED[0]} and min(speeds.values()) > 0

@@ -104,8 +104,19 @@ class _Taps(torch.nn.Module):
 
 def export_onnx(backbone: torch.nn.Module, names: list[str], input_size, path: Path) -> None:
     """Export ``backbone`` (its selected taps ``names`` as outputs, batch size free) to ONNX:
-    the TorchScript exporter first (fast), then torch.export's."""
-    module = _Taps(backbone, names).eval()
+    the TorchScript exporter first (fast), then torch.export's. The network is exported in
+    NCHW (a channels-last one is put back afterwards)."""
+    channels_last = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
+                        and not p.is_contiguous() for p in backbone.parameters())
+    try:
+        _export_onnx(backbone, names, input_size, path)
+    finally:
+        if channels_last:
+            backbone.to(memory_format=torch.channels_last)
+
+
+def _export_onnx(backbone: torch.nn.Module, names: list[str], input_size, path: Path) -> None:
+    module = _Taps(backbone.to(memory_format=torch.contiguous_format), names).eval()
     _, h, w = input_size
     x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(1))
     errors = []
@@ -251,8 +262,9 @@ def attach(extractor, probe: torch.Tensor, maps: dict[str, torch.Tensor], runtim
            threads: int) -> tuple[str, CompiledBackbone | None, float | None]:
     """Export the extractor's (built) backbone once and return (runtime, compiled, probe
     error): the first runtime of ``runtime`` (``auto``: :data:`~imgfeat.runtimes.AUTO_ORDER`)
-    whose maps of the probe equal the original network's; ``torch`` with one warning when the
-    export fails or no runtime passes. The choice is cached for the next start; a fallback to
+    whose maps of the probe equal the original network's (``auto``: of those, and torch, the
+    fastest measured on a batch of the probe); ``torch`` with one warning when the export fails
+    or no runtime passes. The choice is cached for the next start; a fallback to
     torch only when its cause is the model's (an exporter or runtime that cannot take it, or
     maps that differ), and only for a network whose probe maps are the ones it was found on."""
     candidates = _candidates(runtime, extractor.precision)
@@ -263,8 +275,10 @@ def attach(extractor, probe: torch.Tensor, maps: dict[str, torch.Tensor], runtim
     ref = {n: maps[n].float().cpu().numpy() for n in names}
     failed = getattr(extractor, "_export_failed", None)  # a cached fallback of this config
     if failed and _same_network(failed.get("sample"), ref, extractor.precision):
-        warnings.warn(f"runtime {runtime}: {failed['why']}; running torch (remembered: "
-                      f"delete {cache_dir()} to try again)", ImgfeatWarning, stacklevel=3)
+        extractor.runtime_speeds = failed.get("speeds") or {}
+        if not failed.get("measured"):  # measured slower than torch: no warning, just torch
+            warnings.warn(f"runtime {runtime}: {failed['why']}; running torch (remembered: "
+                          f"delete {cache_dir()} to try again)", ImgfeatWarning, stacklevel=3)
         return "torch", None, None
     folder = _model_dir(extractor)
     why, remember = "", True
@@ -281,25 +295,66 @@ def attach(extractor, probe: torch.Tensor, maps: dict[str, torch.Tensor], runtim
             publish_dir(folder, fill)
         except Exception as exc:  # noqa: BLE001 - any export failure: torch runs it
             why, remember = f"cannot export {extractor.cfg.model} ({exc})", not _transient(exc)
-    chosen, compiled, err = "torch", None, None
+    chosen, compiled, err, speeds = "torch", None, None, {}
     if not why:
-        reasons = []
+        reasons, passed = [], {}
         for name in candidates:
-            compiled, reason, transient = _check(name, folder, names, probe, ref, threads,
-                                                 extractor.precision)
-            if compiled is not None:
-                chosen = name
-                err = max_relative_error(ref, compiled(probe))
-                break
+            loaded, reason, transient = _check(name, folder, names, probe, ref, threads,
+                                               extractor.precision)
+            if loaded is not None:
+                passed[name] = loaded
+                if runtime != "auto":
+                    break
+                continue
             reasons.append(reason)
             remember = remember and not transient
         why = "; ".join(reasons)
-    if chosen == "torch":
+        if runtime == "auto" and passed:  # the fastest of torch and those that passed
+            speeds = measure_speeds(extractor, passed, probe)
+            fastest = max(speeds, key=speeds.get)
+            passed = {fastest: passed[fastest]} if fastest != "torch" else {}
+            if not passed:
+                why = "torch measured fastest (" + ", ".join(
+                    f"{k} {v:.1f} img/s" for k, v in speeds.items()) + ")"
+        if passed:
+            chosen, compiled = next(iter(passed.items()))
+            err = max_relative_error(ref, compiled(probe))
+    extractor.runtime_speeds = speeds
+    measured = chosen == "torch" and bool(speeds)
+    if chosen == "torch" and not measured:
         warnings.warn(f"runtime {runtime}: {why}; running torch", ImgfeatWarning, stacklevel=3)
     if start is not None and (chosen != "torch" or remember):
         write_json(cache_dir() / "starts" / f"{start}.json",
-                   _manifest(extractor, chosen, folder, why, _sample(ref)))
+                   {**_manifest(extractor, chosen, folder, why, _sample(ref)),
+                    "speeds": speeds, "measured": measured})
     return chosen, compiled, err
+
+
+#: images per timed batch, and timed batches per runtime, when ``auto`` measures
+SPEED_BATCH, SPEED_RUNS = 8, 2
+
+
+def measure_speeds(extractor, compiled: dict[str, CompiledBackbone], probe: torch.Tensor
+                   ) -> dict[str, float]:
+    """Images/s of the torch network and of each runtime in ``compiled`` on a batch of the
+    probe (one warm-up, then :data:`SPEED_RUNS` timed batches): what ``auto`` picks by."""
+    import time
+
+    x = probe.repeat(SPEED_BATCH, 1, 1, 1)
+    xt = x.contiguous(memory_format=torch.channels_last) if extractor.channels_last else x
+
+    def torch_net(_: torch.Tensor) -> object:
+        with torch.inference_mode():
+            return extractor.backbone(xt)
+
+    speeds = {}
+    for name, fn in {"torch": torch_net, **compiled}.items():
+        fn(x)
+        t0 = time.perf_counter()
+        for _ in range(SPEED_RUNS):
+            fn(x)
+        speeds[name] = SPEED_BATCH * SPEED_RUNS / (time.perf_counter() - t0)
+    return speeds
 
 
 def _manifest(extractor, chosen: str, folder: Path, why: str, sample: dict) -> dict:
@@ -327,7 +382,9 @@ def cached_start(extractor, runtime: str, threads: int) -> dict | None:
         return None
     if manifest["runtime"] == "torch":
         extractor._export_failed = {"why": manifest.get("why") or "cached",
-                                     "sample": manifest.get("sample")}
+                                     "sample": manifest.get("sample"),
+                                     "measured": manifest.get("measured", False),
+                                     "speeds": manifest.get("speeds")}
         return None
     folder = cache_dir() / "models" / manifest["model_dir"]
     try:
@@ -342,6 +399,7 @@ def cached_start(extractor, runtime: str, threads: int) -> dict | None:
                             extractor.precision)
     if compiled is None:
         return None
+    extractor.runtime_speeds = manifest.get("speeds") or {}
     return {**manifest, "compiled": compiled,
             "probe_error": max_relative_error(ref, compiled(probe))}
 
