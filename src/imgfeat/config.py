@@ -204,14 +204,15 @@ class RunConfig:
         workers = self.num_workers if self.num_workers is not None else default_workers
         return self.threads or threads, workers
 
-    def resolved_compute_processes(self, runtime: str) -> int:
-        """The compute processes of a run whose network runs in ``runtime`` (``auto``: the rule
-        of :mod:`imgfeat.engines.cores`, from benchmarks/cores.py)."""
+    def resolved_compute_processes(self, runtime: str, images: int | None = None) -> int:
+        """The compute processes of a run of ``images`` images whose network runs in
+        ``runtime`` (``auto``: the rule of :mod:`imgfeat.engines.cores`, from
+        benchmarks/cores.py)."""
         if self.compute_processes not in (None, "auto"):
             return int(self.compute_processes)
         from .engines.cores import auto_compute_processes
 
-        return auto_compute_processes(runtime, default_threads(), self.device)
+        return auto_compute_processes(runtime, default_threads(), self.device, images)
 
 
 @dataclass(frozen=True)

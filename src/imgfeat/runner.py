@@ -153,7 +153,8 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
                            extractor.runtime if extractor else "torch")  # finished: nothing to do
         extractor = extractor or Extractor(mcfg, device=device, parts=parts, runtime=runtime,
                                            threads=n_threads)
-        procs = run.resolved_compute_processes(extractor.runtime) if engine == "local" else 1
+        procs = (run.resolved_compute_processes(extractor.runtime, len(src.items))
+                 if engine == "local" else 1)
         with writing(store.out):
             done = store.begin(hashed, config_digest(hashed),
                                {**extractor.metadata(), "jpeg_decoder": jpeg_decoder,

@@ -20,12 +20,15 @@ def test_the_rule(monkeypatch):
     assert auto_compute_processes("torch", 2) == 1
     assert auto_compute_processes("openvino", 2) == 1  # not in the table: never
     assert auto_compute_processes("onnxruntime", 1) == 1
+    assert auto_compute_processes("onnxruntime", 2, images=cores.MIN_IMAGES) == 2
+    assert auto_compute_processes("onnxruntime", 2, images=cores.MIN_IMAGES - 1) == 1  # short
     assert "onnxruntime: 2, 4 cores" in cores.describe_rule()
 
 
 @pytest.mark.parametrize("table", [{"torch": (2,)}, {"torch": ()}])
 def test_auto_follows_the_rule(tmp_path, monkeypatch, table):
     monkeypatch.setattr(cores, "PER_CORE", table)
+    monkeypatch.setattr(cores, "MIN_IMAGES", 6)
     monkeypatch.setattr(imgfeat.config, "default_threads", lambda: 2)
     images = random_class_folder(tmp_path / "imgs", 6, 2, 32, 0)
     res = extract(images, tmp_path / "out", **TINY, runtime="torch", progress=False,

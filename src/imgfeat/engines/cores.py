@@ -5,18 +5,28 @@ every thread against one single-thread process per core). Torch-free."""
 from __future__ import annotations
 
 #: runtime -> the core counts at which one single-thread compute process per core made whole
-#: runs faster than one process with every thread (benchmarks/cores.py; empty: never)
+#: runs faster than one process with every thread (benchmarks/cores.py; empty: never). Measured
+#: on 2 AVX2 cores, whole runs: ONNX Runtime 1.36x (USPtex) and 1.13x (large JPEGs) per core;
+#: torch 1.19x / 0.94x and OpenVINO 1.12x / 1.00x miss the 1.05x on both sets
 PER_CORE: dict[str, tuple[int, ...]] = {
     "torch": (),
     "openvino": (),
-    "onnxruntime": (),
+    "onnxruntime": (2,),
 }
 
 
-def auto_compute_processes(runtime: str, cores: int, device: str = "cpu") -> int:
+#: ``auto`` starts compute processes only for runs of at least this many images: starting them
+#: costs seconds (the forkserver imports torch), which a short run does not win back (a
+#: one-image run with ONNX Runtime: 6.0 s with two processes, 3.9 s with OpenVINO in one)
+MIN_IMAGES = 500
+
+
+def auto_compute_processes(runtime: str, cores: int, device: str = "cpu",
+                           images: int | None = None) -> int:
     """The compute processes ``auto`` runs: one per core where :data:`PER_CORE` lists this
-    runtime at this core count (CPU only), else 1 (the network in the main process)."""
-    if device != "cpu" or cores < 2:
+    runtime at this core count (CPU only, runs of at least :data:`MIN_IMAGES` images), else 1
+    (the network in the main process)."""
+    if device != "cpu" or cores < 2 or (images is not None and images < MIN_IMAGES):
         return 1
     return cores if cores in PER_CORE.get(runtime, ()) else 1
 
