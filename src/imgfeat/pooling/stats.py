@@ -64,7 +64,10 @@ class BilinearPool(Pooling):
         self.projection_seed = int(projection_seed)
         if self.k < 1:
             raise ValueError("k must be at least 1")
-        self.check_choices()
+        if statistic not in BILINEAR_STATISTICS:
+            raise ValueError(f"statistic must be one of {', '.join(BILINEAR_STATISTICS)}")
+        if stages not in STAGE_SELECTIONS:
+            raise ValueError(f"stages must be one of {', '.join(STAGE_SELECTIONS)}")
         self._projections: dict = {}
 
     def out_features(self, channels: int, height: int, width: int) -> int:
