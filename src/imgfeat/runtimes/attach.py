@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from ..errors import ConfigError, ImgfeatWarning
 from . import AUTO_ORDER, installed_runtimes, runtime_version
 from .cache import cache_dir, cache_key, publish_dir, read_json, retire_dir, write_json
 
-__all__ = ["CompiledBackbone", "attach", "cached_start", "export_onnx", "max_relative_error"]
+__all__ = ["Check", "CompiledBackbone", "attach", "cached_start", "export_onnx", "max_relative_error"]
 
 OPSET = 18
 #: relative error (max |runtime - torch| / max |torch|, per tap) a runtime may show on the probe
@@ -239,23 +240,32 @@ def _candidates(runtime: str, precision: str) -> list[str]:
     return [r for r in AUTO_ORDER if r in installed_runtimes()]
 
 
+class Check(NamedTuple):
+    """A runtime loaded and checked on the probe: ``compiled`` (None when it failed), its
+    relative error on the probe image alone, why it failed and whether that cause is
+    transient (disk, memory: not remembered)."""
+
+    compiled: CompiledBackbone | None
+    error: float | None
+    why: str = ""
+    transient: bool = False
+
+
 def _check(name: str, folder: Path, names: list[str], probe: torch.Tensor,
-           ref: dict[str, np.ndarray], threads: int, precision: str
-           ) -> tuple[CompiledBackbone | None, str, bool]:
-    """The runtime ``name`` loaded and checked on the probe, alone and in a batch of three:
-    (compiled or None, why not, whether that cause is transient)."""
+           ref: dict[str, np.ndarray], threads: int, precision: str) -> Check:
+    """The runtime ``name`` loaded and checked on the probe, alone and in a batch of three."""
     try:
         compiled = CompiledBackbone(name, folder / "model.onnx", names, threads, precision)
-        err = max(max_relative_error(ref, compiled(probe)),
-                  max_relative_error(ref, compiled(probe.repeat(3, 1, 1, 1))))
+        alone = max_relative_error(ref, compiled(probe))
+        err = max(alone, max_relative_error(ref, compiled(probe.repeat(3, 1, 1, 1))))
     except ConfigError:  # a precision the runtime does not run: the user's to change
         raise
     except Exception as exc:  # noqa: BLE001 - a runtime that cannot run it is not used
-        return (None, f"{name} cannot run it ({type(exc).__name__}: {str(exc)[:160]})",
-                _transient(exc))
+        return Check(None, None, f"{name} cannot run it ({type(exc).__name__}: "
+                     f"{str(exc)[:160]})", _transient(exc))
     if err <= TOLERANCE[precision]:
-        return compiled, "", False
-    return None, f"{name} differs from torch by {err:.1e} (relative) on the probe", False
+        return Check(compiled, alone)
+    return Check(None, None, f"{name} differs from torch by {err:.1e} (relative) on the probe")
 
 
 def attach(extractor, probe: torch.Tensor, maps: dict[str, torch.Tensor], runtime: str,
@@ -268,7 +278,6 @@ def attach(extractor, probe: torch.Tensor, maps: dict[str, torch.Tensor], runtim
     torch only when its cause is the model's (an exporter or runtime that cannot take it, or
     maps that differ), and only for a network whose probe maps are the ones it was found on."""
     candidates = _candidates(runtime, extractor.precision)
-    start = _start_key(extractor, runtime)
     if not candidates:
         return "torch", None, None
     names = extractor.layers.names
@@ -280,54 +289,64 @@ def attach(extractor, probe: torch.Tensor, maps: dict[str, torch.Tensor], runtim
             warnings.warn(f"runtime {runtime}: {failed['why']}; running torch (remembered: "
                           f"delete {cache_dir()} to try again)", ImgfeatWarning, stacklevel=3)
         return "torch", None, None
-    folder = _model_dir(extractor)
-    why, remember = "", True
-    if (folder / "model.onnx").is_file() and not _probe_file_matches(folder, ref,
-                                                                     extractor.precision):
-        retire_dir(folder)  # exported from another network under the same name: export again
-    if not (folder / "model.onnx").is_file():
-        def fill(tmp: Path) -> None:
-            export_onnx(extractor.backbone, names, extractor.data_config["input_size"],
-                        tmp / "model.onnx")
-            np.savez(tmp / "probe.npz", **ref)
-
-        try:
-            publish_dir(folder, fill)
-        except Exception as exc:  # noqa: BLE001 - any export failure: torch runs it
-            why, remember = f"cannot export {extractor.cfg.model} ({exc})", not _transient(exc)
-    chosen, compiled, err, speeds = "torch", None, None, {}
+    folder, why, remember = _export_once(extractor, names, ref)
+    chosen, best, speeds = "torch", Check(None, None), {}
     if not why:
         reasons, passed = [], {}
         for name in candidates:
-            loaded, reason, transient = _check(name, folder, names, probe, ref, threads,
-                                               extractor.precision)
-            if loaded is not None:
-                passed[name] = loaded
-                if runtime != "auto":
-                    break
+            check = _check(name, folder, names, probe, ref, threads, extractor.precision)
+            if check.compiled is None:
+                reasons.append(check.why)
+                remember = remember and not check.transient
                 continue
-            reasons.append(reason)
-            remember = remember and not transient
+            passed[name] = check
+            if runtime != "auto":
+                break
         why = "; ".join(reasons)
         if runtime == "auto" and passed:  # the fastest of torch and those that passed
-            speeds = measure_speeds(extractor, passed, probe)
+            speeds = measure_speeds(extractor, {k: c.compiled for k, c in passed.items()},
+                                    probe)
             fastest = max(speeds, key=speeds.get)
             passed = {fastest: passed[fastest]} if fastest != "torch" else {}
             if not passed:
                 why = "torch measured fastest (" + ", ".join(
                     f"{k} {v:.1f} img/s" for k, v in speeds.items()) + ")"
         if passed:
-            chosen, compiled = next(iter(passed.items()))
-            err = max_relative_error(ref, compiled(probe))
+            chosen, best = next(iter(passed.items()))
     extractor.runtime_speeds = speeds
     measured = chosen == "torch" and bool(speeds)
     if chosen == "torch" and not measured:
         warnings.warn(f"runtime {runtime}: {why}; running torch", ImgfeatWarning, stacklevel=3)
+    start = _start_key(extractor, runtime)
     if start is not None and (chosen != "torch" or remember):
         write_json(cache_dir() / "starts" / f"{start}.json",
                    {**_manifest(extractor, chosen, folder, why, _sample(ref)),
                     "speeds": speeds, "measured": measured})
-    return chosen, compiled, err
+    return chosen, best.compiled, best.error
+
+
+def _export_once(extractor, names: list[str], ref: dict[str, np.ndarray]
+                 ) -> tuple[Path, str, bool]:
+    """The cache folder of the extractor's export, made when missing (or made again when it
+    holds another network's export under the same name): (folder, why the export failed or
+    "", whether that failure may be remembered)."""
+    folder = _model_dir(extractor)
+    if (folder / "model.onnx").is_file() and not _probe_file_matches(folder, ref,
+                                                                     extractor.precision):
+        retire_dir(folder)  # exported from another network under the same name: export again
+    if (folder / "model.onnx").is_file():
+        return folder, "", True
+
+    def fill(tmp: Path) -> None:
+        export_onnx(extractor.backbone, names, extractor.data_config["input_size"],
+                    tmp / "model.onnx")
+        np.savez(tmp / "probe.npz", **ref)
+
+    try:
+        publish_dir(folder, fill)
+    except Exception as exc:  # noqa: BLE001 - any export failure: torch runs it
+        return folder, f"cannot export {extractor.cfg.model} ({exc})", not _transient(exc)
+    return folder, "", True
 
 
 #: images per timed batch, and timed batches per runtime, when ``auto`` measures
@@ -395,13 +414,12 @@ def cached_start(extractor, runtime: str, threads: int) -> dict | None:
     names = [t["name"] for t in manifest["taps"]]
     _, h, w = manifest["data_config"]["input_size"]
     probe = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
-    compiled, _, _ = _check(manifest["runtime"], folder, names, probe, ref, threads,
-                            extractor.precision)
-    if compiled is None:
+    check = _check(manifest["runtime"], folder, names, probe, ref, threads,
+                   extractor.precision)
+    if check.compiled is None:
         return None
     extractor.runtime_speeds = manifest.get("speeds") or {}
-    return {**manifest, "compiled": compiled,
-            "probe_error": max_relative_error(ref, compiled(probe))}
+    return {**manifest, "compiled": check.compiled, "probe_error": check.error}
 
 
 def clear_cache() -> None:  # pragma: no cover - a helper for benchmarks
