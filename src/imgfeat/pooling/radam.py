@@ -70,10 +70,7 @@ class RadamPool(Pooling):
         self.stages = stages
         if self.m < 1 or self.hidden < 1:
             raise ValueError("m and hidden must be at least 1")
-        if weights not in WEIGHT_SOURCES:
-            raise ValueError(f"weights must be one of {', '.join(WEIGHT_SOURCES)}")
-        if stages not in STAGE_SELECTIONS:
-            raise ValueError(f"stages must be one of {', '.join(STAGE_SELECTIONS)}")
+        self.check_choices()
         self._cache: dict = {}
 
     def out_features(self, channels: int, height: int, width: int) -> int:

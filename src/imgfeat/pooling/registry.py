@@ -28,6 +28,13 @@ class Pooling:
     #: allowed values of options that take a fixed set
     option_choices: dict[str, tuple] = {}
 
+    def check_choices(self) -> None:
+        """Raise ValueError for the first option whose value is not in :attr:`option_choices`
+        (call it from ``__init__`` once the options are stored)."""
+        for name, choices in self.option_choices.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}")
+
     @classmethod
     def _param_names(cls) -> list[str]:
         """The parameters of ``__init__`` (scikit-learn's rule: no ``*args`` or ``**kwargs``)."""

@@ -64,10 +64,7 @@ class BilinearPool(Pooling):
         self.projection_seed = int(projection_seed)
         if self.k < 1:
             raise ValueError("k must be at least 1")
-        if statistic not in BILINEAR_STATISTICS:
-            raise ValueError(f"statistic must be one of {', '.join(BILINEAR_STATISTICS)}")
-        if stages not in STAGE_SELECTIONS:
-            raise ValueError(f"stages must be one of {', '.join(STAGE_SELECTIONS)}")
+        self.check_choices()
         self._projections: dict = {}
 
     def out_features(self, channels: int, height: int, width: int) -> int:
