@@ -38,13 +38,14 @@ DEPTH = 2
 
 def _portable(extractor, threads: int) -> bytes:
     """The extractor pickled for a compute process: an exported runtime's session is not sent
-    (it pickles as its file) and is loaded there with ``threads``."""
+    (it pickles as its model file's bytes) and is loaded there with ``threads``."""
     import copy
 
     ex = copy.copy(extractor)  # shallow: the parent's network and session stay as they are
     if getattr(ex, "compiled", None) is not None:
         compiled = object.__new__(type(ex.compiled))  # no session loaded here
-        compiled.__dict__.update(ex.compiled.__getstate__(), threads=threads)
+        compiled.__dict__.update({k: v for k, v in vars(ex.compiled).items() if k != "model"},
+                                 threads=threads)  # pickles with its file's bytes
         ex.compiled = compiled
     return pickle.dumps(ex, protocol=pickle.HIGHEST_PROTOCOL)
 
