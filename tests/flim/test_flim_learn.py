@@ -10,13 +10,13 @@ from sklearn.cluster import KMeans
 
 from imgfeat.flim.kmeans import batched_kmeans
 from imgfeat.flim.learn import LearnError, learn_filters, map_positions
-from imgfeat.flim.markers import Markers, markers_from_image_label
+from imgfeat.flim.markers import Markers
 from imgfeat.flim.network import FlimNetwork, load_model, save_model
+from tests.flim.conftest import conv_layer, marked_images
 
 
-def _conv(k=1, n=2, out=2, **extra) -> dict:
-    return {"operation": "conv2d", "params": {"kernel_size": k, "padding": k // 2, "out_channels": out,
-                                              "number_of_kernels_per_marker": n, **extra}}
+def _data(n=4, size=(40, 36)):
+    return marked_images(n, size, seed=0)
 
 
 def test_kernels_are_the_kmeans_centroids():
@@ -27,7 +27,7 @@ def test_kernels_are_the_kmeans_centroids():
     pix = np.concatenate([a + rng.normal(0, 0.02, (10, 3)), b + rng.normal(0, 0.02, (10, 3))])
     img[:, 4, 2:22] = torch.tensor(pix.T, dtype=torch.float32)
     marks = Markers(24, 8, np.arange(2, 22), np.full(20, 4), None, np.zeros(20))
-    net = FlimNetwork({"features": {"layers": {"conv1": _conv()}}}, (8, 24), color="rgb")
+    net = FlimNetwork({"features": {"layers": {"conv1": conv_layer()}}}, (8, 24), color="rgb")
     rep = learn_filters(net, [img], [marks])
     got = net.features.conv1.weight.detach().reshape(2, 3).double()
     want = KMeans(2, n_init=10, random_state=0).fit(pix).cluster_centers_
@@ -65,7 +65,7 @@ def test_centred_patches_learn_the_texture_not_the_stroke_colour():
     for centre in (True, False):
         for name, colour in (("red", (0.6, 0.1, 0.1)), ("blue", (0.1, 0.1, 0.6))):
             img = torch.tensor(colour).reshape(3, 1, 1) + stripes
-            net = FlimNetwork({"features": {"layers": {"conv1": _conv(3, 2, 2, center_patches=centre)}}},
+            net = FlimNetwork({"features": {"layers": {"conv1": conv_layer(3, 2, 2, center_patches=centre)}}},
                               (16, 16), color="rgb")
             learn_filters(net, [img], [marks])
             w = net.features.conv1.weight.detach().flatten(1)
@@ -79,25 +79,17 @@ def test_centred_patches_learn_the_texture_not_the_stroke_colour():
 
 ARCH = {"features": {"type": "sequential", "layers": {
     "m-norm1": {"operation": "m_norm2d"},
-    "conv1": _conv(3, 3, 6, activation={"operation": "relu"},
+    "conv1": conv_layer(3, 3, 6, activation={"operation": "relu"},
                    pool={"operation": "max_pool2d", "params": {"kernel_size": 3, "stride": 2, "padding": 1}}),
     "block": {"type": "parallel", "params": {"aggregate": "concat"}, "layers": {
-        "a": _conv(3, 2, 4, bias=True),
-        "b": _conv(1, 2, 4, reduce="pca", kmeans="cosine")}},
+        "a": conv_layer(3, 2, 4, bias=True),
+        "b": conv_layer(1, 2, 4, reduce="pca", kmeans="cosine")}},
     "bn": {"operation": "batch_norm2d"},
     "pool2": {"operation": "avg_pool2d", "params": {"kernel_size": 2, "stride": 2}},
-    "conv3": _conv(3, 2, 4, stride=2, dilation=2),
+    "conv3": conv_layer(3, 2, 4, stride=2, dilation=2),
     "m-norm4": {"operation": "m_norm2d"},
-    "conv4": _conv(3, 2, 4),
+    "conv4": conv_layer(3, 2, 4),
 }}}
-
-
-def _data(n=4, size=(40, 36)):
-    gen = torch.Generator().manual_seed(0)
-    imgs = [torch.rand(3, *size, generator=gen) for _ in range(n)]
-    marks = [markers_from_image_label(size[1], size[0], i % 2, strokes=3, length=12, seed=i)
-             for i in range(n)]
-    return imgs, marks
 
 
 def test_maps_at_markers_equal_the_saved_network(tmp_path):
@@ -139,7 +131,7 @@ def test_map_positions_follows_pooling_windows():
 
 def test_learning_is_deterministic_and_random_baseline_differs():
     imgs, marks = _data(2, (24, 24))
-    arch = {"features": {"layers": {"m": {"operation": "m_norm2d"}, "conv1": _conv(3, 2, 4)}}}
+    arch = {"features": {"layers": {"m": {"operation": "m_norm2d"}, "conv1": conv_layer(3, 2, 4)}}}
     nets = [FlimNetwork(arch, (24, 24)) for _ in range(3)]
     learn_filters(nets[0], imgs, marks, seed=5)
     learn_filters(nets[1], imgs, marks, seed=5)
@@ -152,7 +144,7 @@ def test_learning_is_deterministic_and_random_baseline_differs():
 
 def test_bad_markers_give_one_clear_line():
     imgs, marks = _data(2, (24, 24))
-    arch = {"features": {"layers": {"conv1": _conv(3, 2, 64)}}}
+    arch = {"features": {"layers": {"conv1": conv_layer(3, 2, 64)}}}
     with pytest.raises(LearnError, match=r"features.conv1: the markers give \d+ kernels .* fewer than "
                                          "out_channels 64"):
         learn_filters(FlimNetwork(arch, (24, 24)), imgs, marks)
@@ -161,12 +153,12 @@ def test_bad_markers_give_one_clear_line():
         learn_filters(FlimNetwork(arch, (24, 24)), imgs, [marks[0], empty], names=["a.png", "b.png"])
     with pytest.raises(LearnError, match="a.png: markers were drawn on a 24x24 image, the image is 30x24"):
         learn_filters(FlimNetwork(arch, (24, 24)), [torch.rand(3, 24, 30)], [marks[0]], names=["a.png"])
-    pca = {"features": {"layers": {"conv1": _conv(1, 4, 5, reduce="pca")}}}
+    pca = {"features": {"layers": {"conv1": conv_layer(1, 4, 5, reduce="pca")}}}
     with pytest.raises(LearnError, match="PCA gives at most 3 kernels"):
         learn_filters(FlimNetwork(pca, (24, 24)), imgs, marks)
     unfold = {"features": {"layers": {"u": {"operation": "unfold", "params": {"kernel_size": 2}},
                                       "f": {"operation": "fold", "params": {"output_size": 24,
                                                                             "kernel_size": 2}},
-                                      "conv1": _conv(1, 2, 2)}}}
+                                      "conv1": conv_layer(1, 2, 2)}}}
     with pytest.raises(LearnError, match="features.conv1: markers cannot reach this layer"):
         learn_filters(FlimNetwork(unfold, (24, 24)), imgs, marks)

@@ -29,31 +29,22 @@ from imgfeat.flim.markers import (
 from imgfeat.flim.network import FlimNetwork, load_model
 from imgfeat.flim.sidecar import SIDECAR_NAME, read_sidecar_base, write_sidecar
 from imgfeat.flim.train import train_flim
-
-
-def _conv(k, n, out, **extra) -> dict:
-    return {"operation": "conv2d", "params": {"kernel_size": k, "padding": k // 2, "out_channels": out,
-                                              "number_of_kernels_per_marker": n, **extra}}
-
+from tests.flim.conftest import conv_layer, marked_images
 
 CHAIN = {"features": {"layers": {
     "m-norm1": {"operation": "m_norm2d"},
-    "conv1": _conv(3, 3, 6, center_patches=True, whiten=True, activation={"operation": "relu"},
+    "conv1": conv_layer(3, 3, 6, center_patches=True, whiten=True, activation={"operation": "relu"},
                    pool={"operation": "max_pool2d", "params": {"kernel_size": 3, "stride": 2, "padding": 1}}),
     "m-norm2": {"operation": "m_norm2d"},
-    "conv2": _conv(3, 2, 8, bias=True, activation={"operation": "relu"}),
+    "conv2": conv_layer(3, 2, 8, bias=True, activation={"operation": "relu"}),
     "bn": {"operation": "batch_norm2d"},
     "pool2": {"operation": "avg_pool2d", "params": {"kernel_size": 2, "stride": 2}},
-    "conv3": _conv(3, 2, 4, reduce="pca", dilation=2, padding=2),
+    "conv3": conv_layer(3, 2, 4, reduce="pca", dilation=2, padding=2),
 }}}
 
 
 def _data(n=5, size=(40, 36)):
-    gen = torch.Generator().manual_seed(1)
-    imgs = [torch.rand(3, *size, generator=gen) for _ in range(n)]
-    marks = [markers_from_image_label(size[1], size[0], i % 2, strokes=3, length=12, seed=i)
-             for i in range(n)]
-    return imgs, marks
+    return marked_images(n, size, seed=1)
 
 
 def test_cached_maps_give_the_filters_of_the_uncached_path():
@@ -88,7 +79,7 @@ def test_zca_whitens_and_whitened_kernels_are_folded_and_more_diverse():
                     np.zeros(500))
     cos = {}
     for wh in (False, True):
-        net = FlimNetwork({"features": {"layers": {"conv1": _conv(3, 12, 12, center_patches=True,
+        net = FlimNetwork({"features": {"layers": {"conv1": conv_layer(3, 12, 12, center_patches=True,
                                                                     whiten=wh)}}}, (60, 60), color="rgb")
         learn_filters(net, [smooth], [marks])
         k = net.features.conv1.weight.detach().flatten(1)
@@ -183,7 +174,7 @@ def test_global_clustering_finds_clusters_across_markers():
     want = torch.tensor(np.stack([a, b]) / np.linalg.norm(np.stack([a, b]), axis=1, keepdims=True)).float()
     got = {}
     for how in ("per_marker", "global"):
-        net = FlimNetwork({"features": {"layers": {"conv1": _conv(1, 1, 2, clustering=how)}}}, (8, 24),
+        net = FlimNetwork({"features": {"layers": {"conv1": conv_layer(1, 1, 2, clustering=how)}}}, (8, 24),
                           color="rgb")
         learn_filters(net, [img], [marks], per_label=False)
         w = net.features.conv1.weight.detach().reshape(2, 3)
@@ -194,7 +185,7 @@ def test_global_clustering_finds_clusters_across_markers():
 
 def test_complement_kernels_are_orthogonal_to_the_learned_ones_and_see_the_local_mean():
     imgs, marks = _data(3, (32, 32))
-    net = FlimNetwork({"features": {"layers": {"conv1": _conv(3, 4, 8, center_patches=True,
+    net = FlimNetwork({"features": {"layers": {"conv1": conv_layer(3, 4, 8, center_patches=True,
                                                               complement_kernels=3)}}}, (32, 32))
     learn_filters(net, imgs, marks, seed=0)
     k = net.features.conv1.weight.detach().flatten(1).double()
@@ -205,9 +196,9 @@ def test_complement_kernels_are_orthogonal_to_the_learned_ones_and_see_the_local
     assert float(learned.reshape(5, 3, 9).mean(2).abs().max()) < 1e-6
     assert float(extra.reshape(3, 3, 9).mean(2).abs().max()) > 0.05
     with pytest.raises(ArchitectureError, match="complement_kernels: must be below out_channels"):
-        parse_architecture({"features": {"layers": {"c": _conv(3, 2, 4, complement_kernels=4)}}})
+        parse_architecture({"features": {"layers": {"c": conv_layer(3, 2, 4, complement_kernels=4)}}})
     with pytest.raises(ArchitectureError, match="clustering: must be one of per_marker, global"):
-        parse_architecture({"features": {"layers": {"c": _conv(3, 2, 4, clustering="all")}}})
+        parse_architecture({"features": {"layers": {"c": conv_layer(3, 2, 4, clustering="all")}}})
 
 
 def test_training_warns_when_a_layers_kernels_are_nearly_alike(textures, tmp_path):
@@ -216,13 +207,13 @@ def test_training_warns_when_a_layers_kernels_are_nearly_alike(textures, tmp_pat
     marks = tmp_path / "marks"
     assert main(["flim", "markers", str(textures), "--label-pattern", r"(\d)C", "-o", str(marks),
                  "--images-per-class", "3", "--strokes", "5"]) == 0
-    plain = {"features": {"layers": {"conv1": _conv(3, 8, 8)}}}
+    plain = {"features": {"layers": {"conv1": conv_layer(3, 8, 8)}}}
     with pytest.warns(Warning, match=r"conv1: the learned kernels are nearly alike .*center_patches"):
         r = train_flim(str(textures), tmp_path / "p.safetensors", architecture=plain, markers=marks,
                        label_pattern=r"(\d)C")
     assert r.learn.layers[0].similarity > 0.9
     fixed = {"features": {"layers": {"m": {"operation": "m_norm2d"},
-                                     "conv1": _conv(3, 8, 8, center_patches=True)}}}
+                                     "conv1": conv_layer(3, 8, 8, center_patches=True)}}}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         r = train_flim(str(textures), tmp_path / "f.safetensors", architecture=fixed, markers=marks,

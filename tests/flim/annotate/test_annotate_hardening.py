@@ -19,6 +19,7 @@ from imgfeat.flim.annotate import session as session_module
 from imgfeat.flim.annotate.schema import MAX_BODY
 from imgfeat.flim.annotate.session import AnnotationSession
 from imgfeat.flim.markers import Markers, read_markers, write_markers
+from tests.flim.annotate.conftest import send as _send
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -34,17 +35,6 @@ def images(tmp_path) -> Path:
     for name, (w, h) in {"a.png": (W, H), "b.png": (20, 18)}.items():
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(root / name)
     return root
-
-
-def _send(url: str, method: str = "GET", data: bytes | None = None, write: bool = True,
-          headers: dict | None = None) -> tuple[int, bytes]:
-    hdrs = {"Content-Type": "application/json"} | ({"X-Imgfeat": "1"} if write else {}) | (headers or {})
-    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 def _oversized(url: str, declared: bool) -> tuple[int, bytes]:

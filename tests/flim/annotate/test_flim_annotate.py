@@ -19,6 +19,7 @@ from PIL import Image
 from imgfeat.errors import ConfigError, ImgfeatError, SourceError
 from imgfeat.flim.annotate.session import AnnotationSession, PathRefused, inside
 from imgfeat.flim.markers import Markers, read_markers, write_markers
+from tests.flim.annotate.conftest import send
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -132,14 +133,7 @@ def test_bad_input_gives_one_line_errors(images, tmp_path):
 
 
 def _call(url: str, method: str = "GET", body: dict | None = None, write: bool = True):
-    headers = {"Content-Type": "application/json"} | ({"X-Imgfeat": "1"} if write else {})
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+    return send(url, method, None if body is None else json.dumps(body).encode(), write)
 
 
 def test_http_api_saves_loads_and_refuses_escapes(images, tmp_path):
