@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import imgfeat
-from imgfeat import StoreError, extract, load_features
+from imgfeat import ItemsFailedError, StoreError, extract, load_features
 from tests.conftest import TINY, random_class_folder
 
 
@@ -176,3 +176,8 @@ def test_a_run_with_decode_workers_leaves_the_sigchld_handler_as_it_was(tmp_path
     assert signal.getsignal(signal.SIGCHLD) == before
     extract(folder, tmp_path / "o2", progress=False, num_workers=1, runtime="torch", **TINY)
     assert signal.getsignal(signal.SIGCHLD) == before  # and again after a second loader
+    (folder / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(ItemsFailedError) as stopped:  # a run stopped part-way, its traceback
+        extract(folder, tmp_path / "o3", progress=False, num_workers=1, runtime="torch",
+                strict=True, shard_size=2, **TINY)
+    assert stopped.value and signal.getsignal(signal.SIGCHLD) == before  # kept alive here

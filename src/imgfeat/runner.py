@@ -17,6 +17,7 @@ from .decode import MAX_PIXELS
 from .device import check_device
 from .device_jpeg import resolve_jpeg_decoder
 from .engines import EngineJob, create_engine
+from .engines.local import keep_sigchld
 from .errors import ConfigError, ImgfeatWarning, ItemsFailedError
 from .pipeline import Extractor, ShardUnavailable, create_parts, make_shards
 from .precision import resolve_precision, slow_precision
@@ -121,6 +122,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
     if engine != "local" and compute_processes not in (None, "auto", 1):
         raise ConfigError(f"{arg('compute_processes', compute_processes)} applies to "
                           f"--engine local only")
+    restore_sigchld = keep_sigchld()  # torch's decode workers leave theirs behind
     eng.start()  # a cluster starts while we list the source and build the network
     old_threads = torch.get_num_threads()
     lock = None
@@ -202,6 +204,7 @@ def extract(source, output: str | os.PathLike, *, model: str = "tf_efficientnet_
         if lock is not None:
             lock.release()
         torch.set_num_threads(old_threads)
+        restore_sigchld()
         eng.close()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import signal
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -137,23 +137,26 @@ class LocalEngine:
             torch.set_num_threads(threads)
 
 
-def _restoring_sigchld(loader: DataLoader) -> Iterator[DecodedBatch]:
-    """``loader``'s batches, and afterwards this process's SIGCHLD handler as it was.
+def keep_sigchld() -> Callable[[], None]:
+    """A function that puts back this process's SIGCHLD handler as it is now.
 
     torch's worker loader installs a SIGCHLD handler for its workers and leaves it for the rest
     of the process, so every later child's exit runs torch's worker check. In a process that
     had since loaded OpenVINO or ONNX Runtime, a subprocess's exit then crashed it (SIGSEGV,
-    seen in the test suite). torch installs the handler again for its next loader."""
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGCHLD) if main else None
-    try:
-        yield from loader
-    finally:
-        if main:
-            signal.signal(signal.SIGCHLD, previous if previous is not None else signal.SIG_DFL)
-            from torch.utils.data._utils import signal_handling
+    seen in the test suite). The runner calls it in its ``finally``, so the handler is put back
+    however the run ends, even while a traceback keeps the engine's generators alive. torch
+    installs the handler again for its next loader."""
+    if threading.current_thread() is not threading.main_thread():  # only the main one may
+        return lambda: None
+    previous = signal.getsignal(signal.SIGCHLD)
 
-            signal_handling._SIGCHLD_handler_set = False  # the next loader sets its own again
+    def restore() -> None:
+        signal.signal(signal.SIGCHLD, previous if previous is not None else signal.SIG_DFL)
+        from torch.utils.data._utils import signal_handling
+
+        signal_handling._SIGCHLD_handler_set = False  # the next loader sets its own again
+
+    return restore
 
 
 def _decoded(job: EngineJob, shards: list[Shard]) -> Iterable[DecodedBatch]:
@@ -170,8 +173,8 @@ def _decoded(job: EngineJob, shards: list[Shard]) -> Iterable[DecodedBatch]:
     if job.workers == 0:
         batches = (_collate([data[k] for k in batch]) for batch in order)
     else:
-        batches = _restoring_sigchld(DataLoader(
+        batches = DataLoader(
             data, batch_sampler=order, num_workers=job.workers, collate_fn=_collate,
             worker_init_fn=_worker_init, prefetch_factor=4, persistent_workers=False,
-            multiprocessing_context="fork", pin_memory=extractor.device.type == "cuda"))
+            multiprocessing_context="fork", pin_memory=extractor.device.type == "cuda")
     return map(decoder.finish, batches) if decoder is not None else batches
