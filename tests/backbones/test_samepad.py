@@ -101,3 +101,44 @@ def test_a_rewrite_that_fails_is_undone(monkeypatch):
     assert ex.edge_padded == 0 and ex.folded_bn == 49  # edges undone, the folding kept alone
     assert not any(type(m) is EdgeSameConv2d for m in ex.backbone.modules())
     assert ex.embed(torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8)).shape == (1, 1280)
+
+
+def test_static_padding_equals_and_is_put_back():
+    """For export: each SAME convolution pads for the size it saw; the classes come back."""
+    from imgfeat.backbones.samepad import StaticSameConv2d, static_same_padding
+
+    net = torch.nn.Sequential(Conv2dSame(3, 4, 3, stride=2), torch.nn.ReLU(),
+                              Conv2dSame(4, 4, 5, stride=2, groups=4),
+                              Conv2dSame(4, 4, 3, stride=1)).eval()
+    edge_same_padding(net)  # our edge-padded class is fixed and restored as well
+    x = torch.randn(2, 3, 41, 38)
+    ref = net(x)
+    with static_same_padding(net, x[:1]) as fixed:
+        assert fixed == 3 and all(type(m) is StaticSameConv2d for m in (net[0], net[2], net[3]))
+        assert [m.static_pad for m in (net[0], net[2], net[3])] == [
+            (0, 1, 1, 1), (2, 2, 2, 2), (1, 1, 1, 1)]
+        torch.testing.assert_close(net(x), ref, rtol=1e-5, atol=1e-5)
+    assert all(type(m) is EdgeSameConv2d for m in (net[0], net[2], net[3]))
+    assert not hasattr(net[0], "static_pad")
+
+
+def test_a_tf_model_exports_without_shape_arithmetic(tmp_path):
+    """The exported graph of a TF SAME model has fixed paddings (no Shape ops), which
+    the CPU runtimes fuse into the convolutions, and gives torch's maps."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from imgfeat.runtimes.attach import export_onnx
+
+    ex = Extractor(ModelConfig(model="tf_efficientnet_lite0", img_size=96))
+    assert ex.edge_padded == 5
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    names = ex.layers.names
+    with torch.no_grad():
+        ref = ex.backbone(x)[names[0]].numpy()
+    export_onnx(ex.backbone, names, ex.data_config["input_size"], tmp_path / "m.onnx")
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node}
+    assert "Conv" in ops and "Shape" not in ops and "ScatterND" not in ops
+    assert sum(type(m) is EdgeSameConv2d for m in ex.backbone.modules()) == 5  # put back
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"x": x.numpy()})[0]
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)

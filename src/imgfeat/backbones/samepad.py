@@ -12,7 +12,9 @@ where the convolution picks another algorithm for the thin slice.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -84,3 +86,54 @@ def edge_same_padding(model: torch.nn.Module) -> Swapped:
     for m in swapped:
         m.__class__ = EdgeSameConv2d
     return Swapped(swapped)
+
+
+class StaticSameConv2d(Conv2dSame):
+    """A ``Conv2dSame`` whose padding was worked out once for one input size (export only): a
+    constant ``Pad`` then a ``Conv``, or the convolution's own padding when it is symmetric.
+    An exporter then writes no shape arithmetic, which ONNX Runtime and OpenVINO fuse away."""
+
+    static_pad: tuple[int, int, int, int]  # left, right, top, bottom
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        left, right, top, bottom = self.static_pad
+        if left == right and top == bottom:
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation,
+                            self.groups)
+        return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias,
+                        self.stride, 0, self.dilation, self.groups)
+
+
+@contextlib.contextmanager
+def static_same_padding(model: torch.nn.Module, example: torch.Tensor) -> Iterator[int]:
+    """Within the block, every SAME convolution of ``model`` (timm's or ours) pads for the
+    input size it sees when ``model`` runs ``example``: the graph an exporter traces has fixed
+    paddings. Yields how many were fixed; the modules are put back on leaving."""
+    convs = [m for m in model.modules() if isinstance(m, Conv2dSame)]
+    seen: dict[int, set[tuple[int, int]]] = {}
+    hooks = [m.register_forward_pre_hook(
+        lambda mod, args: seen.setdefault(id(mod), set()).add(tuple(args[0].shape[-2:])))
+        for m in convs]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    fixed = {}
+    for m in convs:
+        sizes = seen.get(id(m), set())
+        if len(sizes) != 1:  # not run, or run at several sizes: its padding stays computed
+            continue
+        (ih, iw), (kh, kw) = next(iter(sizes)), m.weight.shape[-2:]
+        top, bottom = same_split(ih, kh, m.stride[0], m.dilation[0])
+        left, right = same_split(iw, kw, m.stride[1], m.dilation[1])
+        fixed[m] = type(m)
+        m.static_pad = (left, right, top, bottom)
+        m.__class__ = StaticSameConv2d
+    try:
+        yield len(fixed)
+    finally:
+        for m, cls in fixed.items():
+            m.__class__ = cls
+            del m.static_pad

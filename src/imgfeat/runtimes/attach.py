@@ -31,6 +31,9 @@ from .cache import cache_dir, cache_key, publish_dir, read_json, retire_dir, wri
 __all__ = ["Check", "CompiledBackbone", "attach", "cached_start", "export_onnx", "max_relative_error"]
 
 OPSET = 18
+#: how the network is written out: part of an export's cache key, so that an export made the
+#: old way is made again (2: SAME paddings fixed for the input size)
+EXPORT_FORMAT = 2
 #: relative error (max |runtime - torch| / max |torch|, per tap) a runtime may show on the probe
 TOLERANCE = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 1e-2}
 
@@ -117,13 +120,15 @@ def export_onnx(backbone: torch.nn.Module, names: list[str], input_size, path: P
 
 
 def _export_onnx(backbone: torch.nn.Module, names: list[str], input_size, path: Path) -> None:
+    from ..backbones.samepad import static_same_padding
+
     module = _Taps(backbone.to(memory_format=torch.contiguous_format), names).eval()
     _, h, w = input_size
     x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(1))
     errors = []
     for dynamo in (False, True):
         try:
-            with warnings.catch_warnings(), torch.no_grad():
+            with warnings.catch_warnings(), torch.no_grad(), static_same_padding(module, x[:1]):
                 warnings.simplefilter("ignore")
                 kwargs = ({"dynamic_shapes": ({0: torch.export.Dim("batch")},), "verbose": False}
                           if dynamo else
@@ -192,7 +197,7 @@ def _model_dir(extractor) -> Path:
         "model": cfg.model, "network": extractor.description, "taps": extractor.layers.names,
         "input_size": list(extractor.data_config["input_size"]), "img_size": cfg.img_size,
         "output_stride": cfg.output_stride, "folded": extractor.folded_bn,
-        "edge_padded": extractor.edge_padded, "opset": OPSET,
+        "edge_padded": extractor.edge_padded, "opset": OPSET, "format": EXPORT_FORMAT,
         "torch": torch.__version__, "onnx": runtime_version("onnx")})
     return cache_dir() / "models" / key
 
