@@ -237,7 +237,7 @@ class _Flaky(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize("engine", ["local-in-process", "local-workers", "ray"])
+@pytest.mark.parametrize("engine", ["local-in-process", "local-workers", "local-compute", "ray"])
 def test_unavailable_storage_fails_the_shard_in_every_engine(image_folder, tmp_path, monkeypatch,
                                                              request, engine):
     """An image behind storage that stays unavailable (HTTP 503 after every retry) fails its
@@ -257,10 +257,11 @@ def test_unavailable_storage_fails_the_shard_in_every_engine(image_folder, tmp_p
     (tmp_path / "list.csv").write_text("label,path\n" + "".join(
         f"{r.split('/')[0]},{url}/{r}\n" for r in rows))
     options = {"local-in-process": {"num_workers": 0}, "local-workers": {"num_workers": 1},
+               "local-compute": {"num_workers": 0, "compute_processes": 2},
                "ray": {"engine": "ray"}}[engine]
     if engine == "ray":
         request.getfixturevalue("ray_cluster")  # its actors retry with the real backoff (~6 s)
-    else:
+    elif engine != "local-compute":  # compute processes decode with the real backoff (~6 s)
         monkeypatch.setattr(storage_mod, "BACKOFF_S", 0.0)
     try:
         with pytest.raises(StorageUnavailableError, match=r"1 shard\(s\).*shard 1.*--resume"):

@@ -36,6 +36,9 @@ class DecodedBatch:
     unavailable: str | None = None
     #: encoded JPEGs (uint8 bytes) left for the device to decode, by position (device_jpeg)
     jpegs: dict[int, torch.Tensor] = field(default_factory=dict)
+    #: the ``ok`` items' vectors, when the process that decoded the batch also embedded it
+    #: (its pixels are then dropped: :mod:`imgfeat.engines.compute`)
+    vectors: np.ndarray | None = None
 
     def pin_memory(self) -> DecodedBatch:
         """This batch with its tensors in pinned memory (DataLoader's ``pin_memory``), so that

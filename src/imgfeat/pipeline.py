@@ -310,7 +310,10 @@ def run_shard(extractor: Extractor, shard: Shard, batches: Iterable[DecodedBatch
         seen += len(batch.positions)
         for pos, err in batch.errors.items():
             errors[pos] = err
-        if batch.pixels is not None:
+        if batch.vectors is not None:  # embedded where it was decoded
+            vectors[batch.ok] = batch.vectors
+            ok[batch.ok] = True
+        elif batch.pixels is not None:
             vectors[batch.ok] = (embed(batch) if embed is not None
                                  else extractor.embed(batch.pixels))
             ok[batch.ok] = True

@@ -31,7 +31,7 @@ def _read(out):
 
 
 @pytest.mark.parametrize(("runtime", "workers"),
-                         [("torch", 0), ("torch", 1), ("onnxruntime", 0)])
+                         [("torch", 0), ("torch", 1), ("onnxruntime", 0), ("openvino", 0)])
 def test_processes_give_the_vectors_of_one(images, tmp_path, runtime, workers):
     """Byte-identical vectors, the same ids in the same order, the same failure record."""
     if runtime != "torch":
@@ -49,6 +49,24 @@ def test_processes_give_the_vectors_of_one(images, tmp_path, runtime, workers):
     (x1, y1, ids1, _), (x2, y2, ids2, _) = runs[1], runs[2]
     assert ids1 == ids2 and y1 == y2 and x1.dtype == x2.dtype and failures[1] == failures[2]
     assert x1.tobytes() == x2.tobytes()
+
+
+def test_processes_decode_arrays_and_lists_as_one_does(tmp_path, images):
+    """The processes decode their own batches from any source: NumPy rows and a CSV list."""
+    import numpy as np
+
+    data = np.random.default_rng(0).integers(0, 256, (9, 30, 26, 3), dtype=np.uint8)
+    np.save(tmp_path / "X.npy", data)
+    np.save(tmp_path / "y.npy", np.arange(9) % 3)
+    files = sorted(images.rglob("*.png"))[:7]
+    (tmp_path / "list.csv").write_text("label,path\n" + "".join(
+        f"{p.parent.name},{p}\n" for p in files))
+    for name, kw in (("arrays", {"data_labels": tmp_path / "y.npy"}), ("list", {})):
+        src = tmp_path / ("X.npy" if name == "arrays" else "list.csv")
+        runs = [_read(extract(src, tmp_path / f"{name}{n}", **RUN, **kw, num_workers=0,
+                              compute_processes=n).output) for n in (1, 2)]
+        assert runs[0][2] == runs[1][2] and len(runs[0][2]) == (9 if name == "arrays" else 7)
+        assert runs[0][1] == runs[1][1] and runs[0][0].tobytes() == runs[1][0].tobytes()
 
 
 def _kill_first_compute_process(stop: threading.Event) -> None:

@@ -11,6 +11,10 @@ multiprocessing's *forkserver*, a clean single-threaded process that imported to
 Each sets its thread count before it loads anything, unpickles the Extractor sent once (a torch
 network by value; an exported runtime as its cached file, which it loads again with its own
 threads) and then embeds batches until told to stop.
+
+Where the main process would decode between batches (no decode workers: small CPUs), the
+processes are sent the items instead and decode their own batches: each core then decodes and
+computes in turn, instead of every core's network waiting on one decoding process.
 """
 
 from __future__ import annotations
@@ -29,16 +33,21 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
-from ..batches import DecodedBatch
+from ..batches import DecodedBatch, Shard
+from ..decode import MAX_PIXELS
 from ..errors import ComputeError
+from ..pipeline import collate, decode_item
+from ..sources import Item, Source
+from ..storage import StorageUnavailableError
 
 #: batches in flight per compute process (one computing, one waiting in its queue)
 DEPTH = 2
 
 
-def _portable(extractor, threads: int) -> bytes:
-    """The extractor pickled for a compute process: an exported runtime's session is not sent
-    (it pickles as its model file's bytes) and is loaded there with ``threads``."""
+def _portable(extractor, threads: int, source: Source | None, max_pixels: int) -> bytes:
+    """What a compute process is sent once: the extractor (an exported runtime's session is
+    not sent: it pickles as its model file's bytes and is loaded there with ``threads``) and,
+    when it decodes its own batches, the source without its item list."""
     import copy
 
     ex = copy.copy(extractor)  # shallow: the parent's network and session stay as they are
@@ -47,22 +56,46 @@ def _portable(extractor, threads: int) -> bytes:
         compiled.__dict__.update({k: v for k, v in vars(ex.compiled).items() if k != "model"},
                                  threads=threads)  # pickles with its file's bytes
         ex.compiled = compiled
-    return pickle.dumps(ex, protocol=pickle.HIGHEST_PROTOCOL)
+    if source is not None:
+        source = copy.copy(source)
+        source.items = []  # tasks carry their own items
+    return pickle.dumps((ex, source, max_pixels), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_and_embed(extractor, source: Source, max_pixels: int, shard: int,
+                     positions: list[int], items: list[Item]) -> DecodedBatch:
+    """Decode one batch of a shard here and embed it: the batch comes back with its vectors
+    and without its pixels (storage that stayed unavailable marks it, as a decode worker
+    does)."""
+    try:
+        decoded = [decode_item(source, item, extractor.preprocess, max_pixels)
+                   for item in items]
+    except StorageUnavailableError as exc:
+        return DecodedBatch(shard, positions, None, [], {}, unavailable=str(exc))
+    batch = collate(shard, positions, decoded)
+    if batch.pixels is not None:
+        batch.vectors = extractor.embed(batch.pixels)
+        batch.pixels = None
+    return batch
 
 
 def _serve(payload: bytes, threads: int, tasks, results) -> None:
-    """A compute process: embed each ``(key, pixels)`` task until ``None``; answer
-    ``(key, vectors, error)`` (``key`` None: it could not start)."""
+    """A compute process: answer each task with ``(key, result, error)`` until ``None``
+    (``key`` None: it could not start). A task is ``(key, pixels)``, answered with their
+    vectors, or, when it was sent a source, ``(key, (shard, positions, items))``, answered
+    with the batch decoded and embedded here."""
     torch.set_num_threads(threads)
     try:
-        extractor = pickle.loads(payload)
+        extractor, source, max_pixels = pickle.loads(payload)
     except Exception as exc:  # noqa: BLE001 - said in the main process as one line
         results.put((None, None, f"cannot start: {type(exc).__name__}: {exc}"))
         return
     while (task := tasks.get()) is not None:
-        key, pixels = task
+        key, work = task
         try:
-            results.put((key, extractor.embed(torch.from_numpy(pixels)), None))
+            result = (extractor.embed(torch.from_numpy(work)) if source is None
+                      else decode_and_embed(extractor, source, max_pixels, *work))
+            results.put((key, result, None))
         except Exception as exc:  # noqa: BLE001
             results.put((key, None, f"{type(exc).__name__}: {exc}"))
 
@@ -93,9 +126,11 @@ class ComputePool:
     """``n`` compute processes, each holding ``extractor`` with ``threads`` threads; started
     on entering, stopped on leaving (killed when leaving on an error)."""
 
-    def __init__(self, extractor, n: int, threads: int = 1):
+    def __init__(self, extractor, n: int, threads: int = 1, source: Source | None = None,
+                 max_pixels: int = MAX_PIXELS):
+        """With ``source``, the processes decode the batches :meth:`decoded` sends them."""
         self.n, self.threads = n, threads
-        self._payload = _portable(extractor, threads)
+        self._payload = _portable(extractor, threads, source, max_pixels)
         self._torch_network = getattr(extractor, "compiled", None) is None
         self._keys = itertools.count()
         self._key_of: dict[int, int] = {}  # id(batch) -> its task's key
@@ -146,9 +181,28 @@ class ComputePool:
                 yield window.popleft()
         yield from window
 
+    def decoded(self, shards: list[Shard], batch_size: int) -> Iterator[DecodedBatch]:
+        """Every batch of ``shards`` in order, decoded and embedded by the processes (the
+        pool was given the source), up to :data:`DEPTH` per process sent ahead."""
+        tasks = ((s.index, list(range(a, min(a + batch_size, len(s.items)))),
+                  s.items[a:a + batch_size])
+                 for s in shards for a in range(0, len(s.items), batch_size))
+        window: deque[int] = deque()
+        for work in tasks:
+            key = next(self._keys)
+            self._tasks.put((key, work))
+            window.append(key)
+            if len(window) > DEPTH * self.n:
+                yield self._result(window.popleft())
+        while window:
+            yield self._result(window.popleft())
+
     def embed(self, batch: DecodedBatch) -> np.ndarray:
         """The vectors of a batch :meth:`ahead` sent (waits for them)."""
-        key = self._key_of.pop(id(batch))
+        return self._result(self._key_of.pop(id(batch)))
+
+    def _result(self, key: int):
+        """What the processes answered to task ``key`` (waits for it)."""
         while key not in self._done:
             self._check_alive()  # also when the others carry on: its task may be lost
             try:

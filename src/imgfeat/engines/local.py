@@ -122,14 +122,19 @@ class LocalEngine:
     def _run_processes(self, job: EngineJob, shards: list[Shard], counted
                        ) -> Iterator[ShardData | ShardUnavailable]:
         """The network in ``job.compute_processes`` processes (this process's threads shared
-        among them), fed the decoded batches in order; shards come back in order."""
+        among them); shards come back in order. Without decode workers the processes decode
+        their own batches (sent the items); with them, they are fed the decoded batches."""
         by_index = {s.index: s for s in shards}
         threads = torch.get_num_threads()
         per_process = max(1, threads // job.compute_processes)
-        torch.set_num_threads(1)  # this process only decodes and writes now
+        own = job.workers == 0 and job.jpeg_decoder != "torchvision"
+        torch.set_num_threads(1)  # this process only hands out work and writes now
         try:
-            with ComputePool(job.extractor, job.compute_processes, per_process) as pool:
-                ahead = pool.ahead(_decoded(job, shards))
+            with ComputePool(job.extractor, job.compute_processes, per_process,
+                             source=job.source if own else None,
+                             max_pixels=job.max_pixels) as pool:
+                ahead = (pool.decoded(shards, job.batch_size) if own
+                         else pool.ahead(_decoded(job, shards)))
                 for index, batches in itertools.groupby(ahead, key=lambda b: b.shard):
                     yield try_shard(job.extractor, by_index[index], counted(batches),
                                     embed=pool.embed)
