@@ -2,7 +2,9 @@
 
 Prints the CPU features, then per runtime (fp32): forward-only images/s on ready tensors, the
 whole run's images/s of ``imgfeat.extract`` on the USPtex images and on large generated JPEGs
-(runtimes interleaved within each repeat; medians), the largest vector difference to torch, the
+(torch in one process as it ran before compute processes, each runtime under the default
+compute-process rule, and the default ``auto`` itself; interleaved within each repeat;
+medians), the largest vector difference to torch, the
 naive one-image loop of ``extract_throughput.py``, and what ``auto`` chose. With ``--startup``:
 the time to the first vector and a one-image run's wall time, torch against a cached export.
 Exported models go to a temporary cache; the export itself is timed once per runtime.
@@ -72,14 +74,16 @@ def processes_vs_threads(cfg: ModelConfig, runtime: str) -> tuple[float, float]:
     return threads, total
 
 
-def whole_run(folder: Path, out: Path, runtime: str, model: str, pretrained: bool) -> float:
-    """Images/s of one ``imgfeat.extract`` of ``folder`` (model build and probe included)."""
+def whole_run(folder: Path, out: Path, runtime: str, procs, model: str, pretrained: bool
+              ) -> tuple[float, str]:
+    """Images/s of one ``imgfeat.extract`` of ``folder`` (model build and probe included) with
+    ``procs`` compute processes, and what ran (runtime x processes)."""
     t0 = time.perf_counter()
     res = imgfeat.extract(folder, out, model=model, pretrained=pretrained, precision="fp32",
-                          runtime=runtime,
-                          progress=False, overwrite=True)
-    assert res.runtime == runtime, (res.runtime, runtime)
-    return res.items / (time.perf_counter() - t0)
+                          runtime=runtime, compute_processes=procs, progress=False,
+                          overwrite=True)
+    assert runtime == "auto" or res.runtime == runtime, (res.runtime, runtime)
+    return res.items / (time.perf_counter() - t0), f"{res.runtime} x{res.compute_processes}"
 
 
 def vectors(out: Path) -> np.ndarray:
@@ -142,35 +146,45 @@ def main() -> None:
         del ex
     sets = {"usptex": args.usptex} if args.usptex.is_dir() else {}
     sets["large"] = make_images(args.large_dir / str(args.large), args.large, (1600, 1200))
+    # (label, runtime, compute processes): the torch path as it was (one process), each
+    # runtime as the default process rule runs it, and the default itself
+    variants = [("torch, 1 process (before)", "torch", 1)]
+    variants += [(rt, rt, "auto") for rt in runtimes] + [("auto (the default)", "auto", "auto")]
     rates: dict[tuple[str, str], list[float]] = {}
+    ran: dict[str, str] = {}
     diffs: dict[tuple[str, str], float] = {}
     for rep in range(args.repeats):
         for name, folder in sets.items():
-            order = runtimes[rep % len(runtimes):] + runtimes[:rep % len(runtimes)]
-            for rt in order:
-                out = work / f"{name}-{rt}"
-                rates.setdefault((name, rt), []).append(whole_run(folder, out, rt, args.model,
-                                                                    args.pretrained))
-                print(f"  repeat {rep}: {name} {rt} {rates[name, rt][-1]:.1f} img/s", flush=True)
-            ref = vectors(work / f"{name}-torch")
-            for rt in runtimes:
-                diffs[name, rt] = float(np.abs(vectors(work / f"{name}-{rt}") - ref).max()
-                                        / np.abs(ref).max())
-    naive = None
+            k = rep % len(variants)
+            for label, rt, procs in variants[k:] + variants[:k]:
+                rate, ran[label] = whole_run(folder, work / f"{name}-{label}", rt, procs,
+                                             args.model, args.pretrained)
+                rates.setdefault((name, label), []).append(rate)
+                print(f"  repeat {rep}: {name} {label} ({ran[label]}) {rate:.1f} img/s",
+                      flush=True)
+            ref = vectors(work / f"{name}-{variants[0][0]}")
+            for label, _, _ in variants:
+                diffs[name, label] = float(np.abs(vectors(work / f"{name}-{label}") - ref).max()
+                                           / np.abs(ref).max())
+    naive = naive_whole = None
     if args.usptex.is_dir() and args.pretrained and args.naive_images:
         paths = sorted(args.usptex.rglob("*.png"))[:args.naive_images]
-        naive = naive_loop(args.model, paths)[0]
-        print(f"naive one-image loop on {len(paths)} USPtex images: {naive:.1f} img/s")
-    print(f"\n| runtime | whole run, USPtex (img/s) | whole run, {args.large} large JPEGs "
-          f"(img/s) | vs torch (USPtex) | vs naive loop | max relative difference to torch |")
-    print("|---|---|---|---|---|---|")
-    for rt in runtimes:
-        u = statistics.median(rates.get(("usptex", rt), [float("nan")]))
-        t = statistics.median(rates.get(("usptex", "torch"), [float("nan")]))
-        big = statistics.median(rates["large", rt])
+        naive, naive_whole = naive_loop(args.model, paths)
+        print(f"naive one-image loop on {len(paths)} USPtex images: {naive:.1f} img/s "
+              f"(with its model load: {naive_whole:.1f} img/s)")
+    base = "usptex" if "usptex" in sets else "large"
+    print(f"\n| run | ran (runtime x processes) | whole run, USPtex (img/s) | whole run, "
+          f"{args.large} large JPEGs (img/s) | vs torch 1 process ({base}) | vs naive loop | "
+          f"max relative difference to torch |")
+    print("|---|---|---|---|---|---|---|")
+    for label, _, _ in variants:
+        u = statistics.median(rates.get(("usptex", label), [float("nan")]))
+        big = statistics.median(rates["large", label])
+        b = statistics.median(rates[base, label]) / statistics.median(
+            rates[base, variants[0][0]])
         vs_naive = f"{u / naive:.2f}x" if naive else "-"
-        print(f"| {rt}{' (auto)' if rt == auto.runtime else ''} | {u:.1f} | {big:.1f} | "
-              f"{u / t:.2f}x | {vs_naive} | {max(diffs.get((n, rt), 0) for n in sets):.1e} |")
+        print(f"| {label} | {ran[label]} | {u:.1f} | {big:.1f} | {b:.2f}x | {vs_naive} | "
+              f"{max(diffs.get((n, label), 0) for n in sets):.1e} |")
     for rt in runtimes:
         threads, procs = processes_vs_threads(cfg, rt)
         print(f"{rt}, forward-only: 1 process x {len(os.sched_getaffinity(0))} threads "
