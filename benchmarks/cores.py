@@ -42,7 +42,8 @@ def usptex_list(folder: Path, n: int, out: Path) -> Path:
 def whole_run(source: Path, out: Path, runtime: str, procs: int, args) -> float:
     """Images/s of one ``imgfeat.extract`` (model start and probe included)."""
     t0 = time.perf_counter()
-    res = imgfeat.extract(source, out, model=args.model, pretrained=False, precision="fp32",
+    res = imgfeat.extract(source, out, model=args.model, pretrained=args.pretrained,
+                          precision="fp32",
                           runtime=runtime, compute_processes=procs, progress=False,
                           overwrite=True)
     assert (res.runtime, res.compute_processes) == (runtime, procs), res
@@ -56,6 +57,11 @@ def main() -> None:
     ap.add_argument("--large", type=int, default=32, help="large generated JPEGs (1600x1200)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--usptex", type=Path, default=USPTEX)
+    ap.add_argument("--runtimes", nargs="+", default=None,
+                    help="only these runtimes (default: every installed one)")
+    ap.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                    help="random weights (their tiny values can run slower in torch: "
+                         "the rule is measured with the real ones)")
     ap.add_argument("--large-dir", type=Path, default=Path(tempfile.gettempdir())
                     / "imgfeat-runtimes-large", help="where the large JPEGs are made (kept)")
     args = ap.parse_args()
@@ -70,10 +76,11 @@ def main() -> None:
         sets["usptex"] = usptex_list(args.usptex, args.usptex_images, work / "usptex.csv")
     sets["large"] = make_images(args.large_dir / str(args.large), args.large, (1600, 1200))
     # (runtime, compute processes, ONNX Runtime spinning or OpenVINO pinning: their defaults)
-    variants = [(rt, n, False) for rt in installed_runtimes() for n in (1, cores)]
+    runtimes = [rt for rt in installed_runtimes() if args.runtimes is None or rt in args.runtimes]
+    variants = [(rt, n, False) for rt in runtimes for n in (1, cores)]
     # (a single-thread ONNX Runtime session has no threads to spin)
     variants += [v for v in (("onnxruntime", 1, True), ("openvino", 1, True),
-                             ("openvino", cores, True)) if v[0] in installed_runtimes()]
+                             ("openvino", cores, True)) if v[0] in runtimes]
     warm = make_images(work / "warm", 4, (320, 240))
     for rt, n, _ in variants:  # exports cached and the process server started: not timed
         whole_run(warm, work / "warm-out", rt, n, args)
@@ -93,7 +100,7 @@ def main() -> None:
           f"single-thread processes (img/s) | per-core / 1 |")
     print("|---|---|---|---|---|")
     measured: dict[str, tuple[int, ...]] = {}
-    for rt in installed_runtimes():
+    for rt in runtimes:
         ratios = []
         for name in sets:
             one, per = med[name, rt, 1, False], med[name, rt, cores, False]
@@ -102,7 +109,7 @@ def main() -> None:
         measured[rt] = (cores,) if min(ratios) >= MARGIN else ()
     for rt, what in (("onnxruntime", "spinning"), ("openvino", "pinned")):
         for name in sets:
-            for n in {1, cores} if rt in installed_runtimes() else ():
+            for n in {1, cores} if rt in runtimes else ():
                 if (name, rt, n, True) not in med:
                     continue
                 off, on = med[name, rt, n, False], med[name, rt, n, True]

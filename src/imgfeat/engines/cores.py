@@ -5,11 +5,13 @@ every thread against one single-thread process per core). Torch-free."""
 from __future__ import annotations
 
 #: runtime -> the core counts at which one single-thread compute process per core made whole
-#: runs faster than one process with every thread (benchmarks/cores.py; empty: never). Measured
-#: on 2 AVX2 cores, whole runs of 2,292 USPtex images / 512 large JPEGs, the processes decoding
-#: their own batches: torch 1.31x / 1.22x, OpenVINO 1.31x / 1.30x, ONNX Runtime 1.43x / 1.32x
+#: runs faster than one process with every thread (empty: never). Measured on 2 AVX2 cores,
+#: whole runs of 2,292 USPtex images / 512 large JPEGs with the packaged Lite0 weights, the
+#: processes decoding their own batches: OpenVINO 1.31x / 1.30x and ONNX Runtime 1.43x / 1.32x
+#: (benchmarks/cores.py); torch 0.82x / 1.14x (benchmarks/runtimes.py): its two threads
+#: already keep both cores busy on light images
 PER_CORE: dict[str, tuple[int, ...]] = {
-    "torch": (2,),
+    "torch": (),
     "openvino": (2,),
     "onnxruntime": (2,),
 }
