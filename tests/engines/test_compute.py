@@ -113,3 +113,25 @@ def test_bad_values_are_refused(images, tmp_path):
         extract(images, tmp_path / "o", **RUN, engine="ray", compute_processes=2)
     assert cli_main(["extract", str(images), "-o", str(tmp_path / "o"),
                      "--compute-processes", "0"]) != 0
+
+
+def test_a_mapped_array_file_is_mapped_again_not_copied(tmp_path):
+    """A compute process is sent the array source without a mapped file's data: it maps the
+    file itself (a large .npy is not copied into every process)."""
+    import pickle
+
+    import numpy as np
+
+    from imgfeat.sources import open_source
+
+    data = np.random.default_rng(1).integers(0, 256, (5, 3, 64, 60), dtype=np.uint8)  # NCHW
+    np.save(tmp_path / "X.npy", data)
+    src = open_source(tmp_path / "X.npy")
+    blob = pickle.dumps(src.local_copy())
+    assert len(blob) < data.nbytes and src.data is not None and len(src.items) == 5
+    there = pickle.loads(blob)
+    assert there.items == [] and there.data.shape == (5, 64, 60, 3)
+    assert np.asarray(there.read(src.items[2])).tobytes() == np.asarray(
+        src.read(src.items[2])).tobytes()
+    kept = open_source(np.load(tmp_path / "X.npy"))  # in memory: sent whole
+    assert pickle.loads(pickle.dumps(kept.local_copy())).data.shape == (5, 64, 60, 3)

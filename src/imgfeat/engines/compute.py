@@ -57,8 +57,7 @@ def _portable(extractor, threads: int, source: Source | None, max_pixels: int) -
                                  threads=threads)  # pickles with its file's bytes
         ex.compiled = compiled
     if source is not None:
-        source = copy.copy(source)
-        source.items = []  # tasks carry their own items
+        source = source.local_copy()  # tasks carry their own items
     return pickle.dumps((ex, source, max_pixels), protocol=pickle.HIGHEST_PROTOCOL)
 
 

@@ -28,27 +28,8 @@ class ArraySource(Source):
             data = _load(self.data_path)
         if isinstance(labels, str | os.PathLike):
             labels = _load(Path(labels))
-        data = np.asarray(data) if not isinstance(data, np.ndarray) else data
-        if data.ndim == 2:
-            d = data.shape[1]
-            if not (height and width):
-                raise SourceError(f"flat rows of {d} values need {arg('height')} and "
-                                  f"{arg('width')} (and {arg('channels')}){_square_hint(d)}")
-            c = channels or 1
-            if height * width * c != d:
-                hint = ""
-                if channels is None and height * width * 3 == d:
-                    hint = f"; RGB rows? add {arg('channels', 3)}"
-                raise SourceError(f"rows have {d} values, not {height}x{width}x{c} = "
-                                  f"{height * width * c}{hint}")
-            data = data.reshape(len(data), height, width, c) if c > 1 else data.reshape(
-                len(data), height, width)
-        elif data.ndim == 4 and data.shape[1] in (1, 3, 4) and data.shape[3] not in (1, 3, 4):
-            data = data.transpose(0, 2, 3, 1)  # N×C×H×W given
-        if data.ndim not in (3, 4):
-            raise SourceError(f"image array must be N×H×W(×C) or flat N×D, got shape {data.shape}")
-        if len(data) == 0:
-            raise SourceError("image array is empty")
+        self.shape_args = (height, width, channels)
+        data = _shaped(data, height, width, channels)
         self.data = data
         if labels is not None:
             labels = np.asarray(labels)
@@ -64,6 +45,19 @@ class ArraySource(Source):
                  for i in range(len(data))]
         super().__init__(items)
 
+    def local_copy(self) -> ArraySource:
+        """A copy without its items; an array mapped from its file is not copied either: the
+        receiving process maps the file again (:meth:`__setstate__`)."""
+        light = super().local_copy()
+        if self.data_path is not None and _mapped(self.data):
+            light.data = None
+        return light
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.data is None:  # a local copy of a mapped file: map it here
+            self.data = _shaped(_load(self.data_path), *self.shape_args)
+
     def read(self, item: Item, max_pixels: int = MAX_PIXELS, min_side: int | None = None
              ) -> Image.Image:
         arr = np.asarray(self.data[item.index])
@@ -75,6 +69,42 @@ class ArraySource(Source):
         return {"kind": self.kind, "path": str(self.data_path.resolve()) if self.data_path else None,
                 "shape": list(self.data.shape), "dtype": str(self.data.dtype),
                 "count": len(self.items)}
+
+
+def _shaped(data, height: int | None, width: int | None, channels: int | None) -> np.ndarray:
+    """``data`` as N×H×W(×C) images (flat rows reshaped, N×C×H×W transposed), or a
+    :class:`SourceError` that says what to pass."""
+    data = np.asarray(data) if not isinstance(data, np.ndarray) else data
+    if data.ndim == 2:
+        d = data.shape[1]
+        if not (height and width):
+            raise SourceError(f"flat rows of {d} values need {arg('height')} and "
+                              f"{arg('width')} (and {arg('channels')}){_square_hint(d)}")
+        c = channels or 1
+        if height * width * c != d:
+            hint = ""
+            if channels is None and height * width * 3 == d:
+                hint = f"; RGB rows? add {arg('channels', 3)}"
+            raise SourceError(f"rows have {d} values, not {height}x{width}x{c} = "
+                              f"{height * width * c}{hint}")
+        data = data.reshape(len(data), height, width, c) if c > 1 else data.reshape(
+            len(data), height, width)
+    elif data.ndim == 4 and data.shape[1] in (1, 3, 4) and data.shape[3] not in (1, 3, 4):
+        data = data.transpose(0, 2, 3, 1)  # N×C×H×W given
+    if data.ndim not in (3, 4):
+        raise SourceError(f"image array must be N×H×W(×C) or flat N×D, got shape {data.shape}")
+    if len(data) == 0:
+        raise SourceError("image array is empty")
+    return data
+
+
+def _mapped(arr: np.ndarray) -> bool:
+    """Whether ``arr`` is (a view of) an array mapped from a file."""
+    while arr is not None:
+        if isinstance(arr, np.memmap):
+            return True
+        arr = arr.base if isinstance(arr.base, np.ndarray) else None
+    return False
 
 
 def _square_hint(d: int) -> str:

@@ -44,6 +44,15 @@ class Source:
     def __len__(self) -> int:
         return len(self.items)
 
+    def local_copy(self) -> Source:
+        """A copy without its item list, for a process on this machine that is sent the items
+        it reads (a compute process)."""
+        import copy
+
+        light = copy.copy(self)
+        light.items = []
+        return light
+
     def read(self, item: Item, max_pixels: int = MAX_PIXELS, min_side: int | None = None
              ) -> Image.Image:
         """Decode one item; raises DecodeError with the reason."""
