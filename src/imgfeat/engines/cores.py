@@ -7,7 +7,7 @@ from __future__ import annotations
 #: runtime -> the core counts at which one single-thread compute process per core made whole
 #: runs faster than one process with every thread (empty: never). Measured on 2 AVX2 cores,
 #: whole runs of 2,292 USPtex images / 512 large JPEGs with the packaged Lite0 weights, the
-#: processes decoding their own batches: OpenVINO 1.31x / 1.30x and ONNX Runtime 1.43x / 1.32x
+#: processes decoding their own batches: OpenVINO 1.20x / 1.21x and ONNX Runtime 1.27x / 1.41x
 #: (benchmarks/cores.py); torch 0.82x / 1.14x (benchmarks/runtimes.py): its two threads
 #: already keep both cores busy on light images
 PER_CORE: dict[str, tuple[int, ...]] = {
