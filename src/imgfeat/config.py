@@ -212,7 +212,8 @@ class RunConfig:
             return int(self.compute_processes)
         from .engines.cores import auto_compute_processes
 
-        return auto_compute_processes(runtime, default_threads(), self.device, images)
+        return auto_compute_processes(runtime, default_threads(), self.device, images,
+                                      workers=self.resolved_threads_workers()[1])
 
 
 @dataclass(frozen=True)

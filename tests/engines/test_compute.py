@@ -69,6 +69,28 @@ def test_processes_decode_arrays_and_lists_as_one_does(tmp_path, images):
         assert runs[0][1] == runs[1][1] and runs[0][0].tobytes() == runs[1][0].tobytes()
 
 
+@pytest.mark.parametrize("kind", ["__main__", "unpicklable"])
+def test_a_source_the_processes_cannot_receive_is_decoded_here(images, tmp_path, kind):
+    """A source class of a script's ``__main__`` (not importable in a compute process) or one
+    holding what does not pickle: the main process decodes and feeds the processes."""
+    from imgfeat import Extractor, ModelConfig
+    from imgfeat.engines.compute import ComputePool
+    from imgfeat.sources import open_source
+
+    src = open_source(images)
+    if kind == "__main__":
+        src.__class__ = type("ScriptSource", (type(src),), {"__module__": "__main__"})
+    else:
+        src.hook = lambda item: item  # a lambda does not pickle
+    ref = open_source(images)
+    extractor = Extractor(ModelConfig(**TINY))
+    assert ComputePool(extractor, 1, source=ref).decodes  # nothing started until entered
+    assert not ComputePool(extractor, 1, source=src).decodes
+    runs = [_read(extract(s, tmp_path / f"o{n}", **RUN, num_workers=0,
+                          compute_processes=n).output) for n, s in ((1, ref), (2, src))]
+    assert runs[0][2] == runs[1][2] and runs[0][0].tobytes() == runs[1][0].tobytes()
+
+
 def _kill_first_compute_process(stop: threading.Event) -> None:
     while not stop.is_set():
         procs = [p for p in multiprocessing.active_children()

@@ -22,6 +22,8 @@ def test_the_rule(monkeypatch):
     assert auto_compute_processes("onnxruntime", 1) == 1
     assert auto_compute_processes("onnxruntime", 2, images=cores.MIN_IMAGES) == 2
     assert auto_compute_processes("onnxruntime", 2, images=cores.MIN_IMAGES - 1) == 1  # short
+    # measured with the processes decoding their own batches: not with decode workers
+    assert auto_compute_processes("onnxruntime", 2, workers=1) == 1
     assert "onnxruntime: 2, 4 cores" in cores.describe_rule()
 
 

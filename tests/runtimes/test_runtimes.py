@@ -238,3 +238,17 @@ def test_the_speed_measurement_times_torch_and_each_runtime(cache):
     speeds = attach_mod.measure_speeds(ex, {EXPORTED[0]: ex.compiled},
                                        probe) if ex.compiled else {}
     assert set(speeds) == {"torch", EXPORTED[0]} and min(speeds.values()) > 0
+
+
+def test_a_start_cached_from_another_export_format_is_not_reused(cache, monkeypatch):
+    """A start chosen from an export made the old way (or measured another way) is made
+    again: its key holds the export format and the measurement's settings."""
+    ex = Extractor(_cfg(), runtime="auto")
+    key = attach_mod._start_key(ex, "auto")
+    fmt = attach_mod.EXPORT_FORMAT
+    monkeypatch.setattr(attach_mod, "EXPORT_FORMAT", fmt + 1)
+    assert attach_mod._start_key(ex, "auto") != key
+    monkeypatch.setattr(attach_mod, "EXPORT_FORMAT", fmt)
+    assert attach_mod._start_key(ex, "auto") == key
+    monkeypatch.setattr(attach_mod, "SPEED_ROUNDS", attach_mod.SPEED_ROUNDS + 1)
+    assert attach_mod._start_key(ex, "auto") != key

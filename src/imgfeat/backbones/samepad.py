@@ -121,17 +121,17 @@ def static_same_padding(model: torch.nn.Module, example: torch.Tensor) -> Iterat
         for h in hooks:
             h.remove()
     fixed = {}
-    for m in convs:
-        sizes = seen.get(id(m), set())
-        if len(sizes) != 1:  # not run, or run at several sizes: its padding stays computed
-            continue
-        (ih, iw), (kh, kw) = next(iter(sizes)), m.weight.shape[-2:]
-        top, bottom = same_split(ih, kh, m.stride[0], m.dilation[0])
-        left, right = same_split(iw, kw, m.stride[1], m.dilation[1])
-        fixed[m] = type(m)
-        m.static_pad = (left, right, top, bottom)
-        m.__class__ = StaticSameConv2d
     try:
+        for m in convs:
+            sizes = seen.get(id(m), set())
+            if len(sizes) != 1:  # not run, or run at several sizes: its padding stays computed
+                continue
+            (ih, iw), (kh, kw) = next(iter(sizes)), m.weight.shape[-2:]
+            top, bottom = same_split(ih, kh, m.stride[0], m.dilation[0])
+            left, right = same_split(iw, kw, m.stride[1], m.dilation[1])
+            fixed[m] = type(m)
+            m.static_pad = (left, right, top, bottom)
+            m.__class__ = StaticSameConv2d
         yield len(fixed)
     finally:
         for m, cls in fixed.items():

@@ -44,10 +44,14 @@ from ..storage import StorageUnavailableError
 DEPTH = 2
 
 
-def _portable(extractor, threads: int, source: Source | None, max_pixels: int) -> bytes:
-    """What a compute process is sent once: the extractor (an exported runtime's session is
-    not sent: it pickles as its model file's bytes and is loaded there with ``threads``) and,
-    when it decodes its own batches, the source without its item list."""
+def _portable(extractor, threads: int, source: Source | None, max_pixels: int
+              ) -> tuple[bytes, bool]:
+    """What a compute process is sent once, and whether it decodes its own batches: the
+    extractor (an exported runtime's session is not sent: it pickles as its model file's bytes
+    and is loaded there with ``threads``) and the source without its item list, when one is
+    given that a process can receive (its class importable there, its state picklable: a
+    source class defined in a script's ``__main__`` is not, nor one holding a lambda or an open
+    file; then the main process decodes)."""
     import copy
 
     ex = copy.copy(extractor)  # shallow: the parent's network and session stay as they are
@@ -56,9 +60,14 @@ def _portable(extractor, threads: int, source: Source | None, max_pixels: int) -
         compiled.__dict__.update({k: v for k, v in vars(ex.compiled).items() if k != "model"},
                                  threads=threads)  # pickles with its file's bytes
         ex.compiled = compiled
-    if source is not None:
-        source = source.local_copy()  # tasks carry their own items
-    return pickle.dumps((ex, source, max_pixels), protocol=pickle.HIGHEST_PROTOCOL)
+    if source is not None and type(source).__module__ != "__main__":
+        try:
+            sent = pickle.dumps(source.local_copy(), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - any source that does not pickle: decoded here
+            sent = None
+        if sent is not None:
+            return pickle.dumps((ex, sent, max_pixels), protocol=pickle.HIGHEST_PROTOCOL), True
+    return pickle.dumps((ex, None, max_pixels), protocol=pickle.HIGHEST_PROTOCOL), False
 
 
 def decode_and_embed(extractor, source: Source, max_pixels: int, shard: int,
@@ -86,6 +95,7 @@ def _serve(payload: bytes, threads: int, tasks, results) -> None:
     torch.set_num_threads(threads)
     try:
         extractor, source, max_pixels = pickle.loads(payload)
+        source = pickle.loads(source) if source is not None else None
     except Exception as exc:  # noqa: BLE001 - said in the main process as one line
         results.put((None, None, f"cannot start: {type(exc).__name__}: {exc}"))
         return
@@ -127,9 +137,10 @@ class ComputePool:
 
     def __init__(self, extractor, n: int, threads: int = 1, source: Source | None = None,
                  max_pixels: int = MAX_PIXELS):
-        """With ``source``, the processes decode the batches :meth:`decoded` sends them."""
+        """With ``source``, the processes decode the batches :meth:`decoded` sends them
+        (:attr:`decodes`), unless it cannot be sent to them: then feed them with :meth:`ahead`."""
         self.n, self.threads = n, threads
-        self._payload = _portable(extractor, threads, source, max_pixels)
+        self._payload, self.decodes = _portable(extractor, threads, source, max_pixels)
         self._torch_network = getattr(extractor, "compiled", None) is None
         self._keys = itertools.count()
         self._key_of: dict[int, int] = {}  # id(batch) -> its task's key

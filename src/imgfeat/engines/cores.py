@@ -24,11 +24,13 @@ MIN_IMAGES = 500
 
 
 def auto_compute_processes(runtime: str, cores: int, device: str = "cpu",
-                           images: int | None = None) -> int:
+                           images: int | None = None, workers: int = 0) -> int:
     """The compute processes ``auto`` runs: one per core where :data:`PER_CORE` lists this
-    runtime at this core count (CPU only, runs of at least :data:`MIN_IMAGES` images), else 1
-    (the network in the main process)."""
-    if device != "cpu" or cores < 2 or (images is not None and images < MIN_IMAGES):
+    runtime at this core count (CPU only, runs of at least :data:`MIN_IMAGES` images, no
+    decode ``workers``: the rule was measured with the processes decoding their own batches),
+    else 1 (the network in the main process)."""
+    if (device != "cpu" or cores < 2 or workers
+            or (images is not None and images < MIN_IMAGES)):
         return 1
     return cores if cores in PER_CORE.get(runtime, ()) else 1
 

@@ -123,7 +123,8 @@ class LocalEngine:
                        ) -> Iterator[ShardData | ShardUnavailable]:
         """The network in ``job.compute_processes`` processes (this process's threads shared
         among them); shards come back in order. Without decode workers the processes decode
-        their own batches (sent the items); with them, they are fed the decoded batches."""
+        their own batches (sent the items) when the source can be sent to them; else they are
+        fed the decoded batches."""
         by_index = {s.index: s for s in shards}
         threads = torch.get_num_threads()
         per_process = max(1, threads // job.compute_processes)
@@ -133,7 +134,7 @@ class LocalEngine:
             with ComputePool(job.extractor, job.compute_processes, per_process,
                              source=job.source if own else None,
                              max_pixels=job.max_pixels) as pool:
-                ahead = (pool.decoded(shards, job.batch_size) if own
+                ahead = (pool.decoded(shards, job.batch_size) if pool.decodes
                          else pool.ahead(_decoded(job, shards)))
                 for index, batches in itertools.groupby(ahead, key=lambda b: b.shard):
                     yield try_shard(job.extractor, by_index[index], counted(batches),

@@ -187,8 +187,12 @@ def _start_key(extractor, runtime: str) -> str | None:
         files["model"] = _fingerprint(location)
     if cfg.weights and cfg.weights != "packaged":
         files["weights"] = _fingerprint(cfg.weights)
+    # the export format and how auto measures: a start chosen from an older export, or
+    # measured another way, is made again
     return cache_key({"config": dataclasses.asdict(cfg), "precision": extractor.precision,
-                      "runtime": runtime, "files": files, "versions": _versions()})
+                      "runtime": runtime, "files": files, "versions": _versions(),
+                      "format": EXPORT_FORMAT,
+                      "measure": [SPEED_BATCH, SPEED_WARMUP, SPEED_ROUNDS]})
 
 
 def _model_dir(extractor) -> Path:
