@@ -25,8 +25,9 @@ from .preprocess import Preprocess, normalize, read_pixels, resolve_data_config
 from .sources import Item, Source
 from .storage import StorageUnavailableError
 
-__all__ = ["DecodedBatch", "Extractor", "Shard", "ShardData", "ShardUnavailable", "collate",
-           "create_parts", "decode_batches", "decode_item", "make_shards", "run_shard", "try_shard"]
+__all__ = ["DecodedBatch", "Extractor", "Shard", "ShardData", "ShardUnavailable",
+           "batch_positions", "collate", "create_parts", "decode_batch", "decode_batches",
+           "decode_item", "make_shards", "run_shard", "try_shard"]
 
 
 def decode_item(source: Source, item: Item, preprocess: Preprocess,
@@ -53,13 +54,25 @@ def collate(shard: int, positions: list[int],
     return DecodedBatch(shard, positions, torch.stack(tensors) if tensors else None, ok, errors)
 
 
+def batch_positions(n: int, batch_size: int) -> list[list[int]]:
+    """The positions of a shard of ``n`` items, cut into batches of ``batch_size``: the one
+    way every engine batches a shard."""
+    return [list(range(a, min(a + batch_size, n))) for a in range(0, n, batch_size)]
+
+
+def decode_batch(source: Source, shard: int, positions: list[int], items: list[Item],
+                 preprocess: Preprocess, max_pixels: int = MAX_PIXELS) -> DecodedBatch:
+    """Decode the ``items`` at ``positions`` of shard ``shard`` in this process."""
+    return collate(shard, positions,
+                   [decode_item(source, item, preprocess, max_pixels) for item in items])
+
+
 def decode_batches(source: Source, shard: Shard, preprocess: Preprocess, batch_size: int,
                    max_pixels: int = MAX_PIXELS) -> Iterator[DecodedBatch]:
     """Decode a shard in this process, batch by batch (the engines may do it in workers)."""
-    for start in range(0, len(shard.items), batch_size):
-        positions = list(range(start, min(start + batch_size, len(shard.items))))
-        decoded = [decode_item(source, shard.items[p], preprocess, max_pixels) for p in positions]
-        yield collate(shard.index, positions, decoded)
+    for positions in batch_positions(len(shard.items), batch_size):
+        yield decode_batch(source, shard.index, positions, [shard.items[p] for p in positions],
+                           preprocess, max_pixels)
 
 
 def create_parts(cfg: ModelConfig) -> tuple:

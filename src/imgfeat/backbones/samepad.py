@@ -110,9 +110,9 @@ def static_same_padding(model: torch.nn.Module, example: torch.Tensor) -> Iterat
     input size it sees when ``model`` runs ``example``: the graph an exporter traces has fixed
     paddings. Yields how many were fixed; the modules are put back on leaving."""
     convs = [m for m in model.modules() if isinstance(m, Conv2dSame)]
-    seen: dict[int, set[tuple[int, int]]] = {}
+    seen: dict[torch.nn.Module, set[tuple[int, int]]] = {}
     hooks = [m.register_forward_pre_hook(
-        lambda mod, args: seen.setdefault(id(mod), set()).add(tuple(args[0].shape[-2:])))
+        lambda mod, args: seen.setdefault(mod, set()).add(tuple(args[0].shape[-2:])))
         for m in convs]
     try:
         with torch.no_grad():
@@ -123,7 +123,7 @@ def static_same_padding(model: torch.nn.Module, example: torch.Tensor) -> Iterat
     fixed = {}
     try:
         for m in convs:
-            sizes = seen.get(id(m), set())
+            sizes = seen.get(m, set())
             if len(sizes) != 1:  # not run, or run at several sizes: its padding stays computed
                 continue
             (ih, iw), (kh, kw) = next(iter(sizes)), m.weight.shape[-2:]

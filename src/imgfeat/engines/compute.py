@@ -36,7 +36,7 @@ import torch
 from ..batches import DecodedBatch, Shard
 from ..decode import MAX_PIXELS
 from ..errors import ComputeError
-from ..pipeline import collate, decode_item
+from ..pipeline import batch_positions, decode_batch
 from ..sources import Item, Source
 from ..storage import StorageUnavailableError
 
@@ -76,11 +76,9 @@ def decode_and_embed(extractor, source: Source, max_pixels: int, shard: int,
     and without its pixels (storage that stayed unavailable marks it, as a decode worker
     does)."""
     try:
-        decoded = [decode_item(source, item, extractor.preprocess, max_pixels)
-                   for item in items]
+        batch = decode_batch(source, shard, positions, items, extractor.preprocess, max_pixels)
     except StorageUnavailableError as exc:
         return DecodedBatch(shard, positions, None, [], {}, unavailable=str(exc))
-    batch = collate(shard, positions, decoded)
     if batch.pixels is not None:
         batch.vectors = extractor.embed(batch.pixels)
         batch.pixels = None
@@ -194,9 +192,8 @@ class ComputePool:
     def decoded(self, shards: list[Shard], batch_size: int) -> Iterator[DecodedBatch]:
         """Every batch of ``shards`` in order, decoded and embedded by the processes (the
         pool was given the source), up to :data:`DEPTH` per process sent ahead."""
-        tasks = ((s.index, list(range(a, min(a + batch_size, len(s.items)))),
-                  s.items[a:a + batch_size])
-                 for s in shards for a in range(0, len(s.items), batch_size))
+        tasks = ((s.index, positions, [s.items[p] for p in positions])
+                 for s in shards for positions in batch_positions(len(s.items), batch_size))
         window: deque[int] = deque()
         for work in tasks:
             key = next(self._keys)

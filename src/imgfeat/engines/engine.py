@@ -45,6 +45,12 @@ class EngineJob:
     #: called with the number of images of each batch (or shard) done, for a progress bar
     on_batch: Callable[[int], None] | None = None
 
+    @property
+    def decodes_here(self) -> bool:
+        """No decode workers and no device decoder: the items are decoded where the network
+        runs (in the engine's process, or in each compute process)."""
+        return self.workers == 0 and self.jpeg_decoder != "torchvision"
+
     def progress(self, n: int) -> None:
         if self.on_batch is not None:
             self.on_batch(n)

@@ -16,6 +16,7 @@ from ..pipeline import (
     Shard,
     ShardData,
     ShardUnavailable,
+    batch_positions,
     collate,
     decode_batches,
     decode_item,
@@ -59,9 +60,8 @@ def _batch_indices(shards: list[Shard], batch_size: int) -> list[list[int]]:
     """Batches of flat indices that never cross a shard boundary (so shards are independent)."""
     batches, offset = [], 0
     for s in shards:
-        for start in range(0, len(s.items), batch_size):
-            stop = min(start + batch_size, len(s.items))
-            batches.append(list(range(offset + start, offset + stop)))
+        batches += [[offset + p for p in positions]
+                    for positions in batch_positions(len(s.items), batch_size)]
         offset += len(s.items)
     return batches
 
@@ -111,7 +111,7 @@ class LocalEngine:
         if job.compute_processes > 1:
             yield from self._run_processes(job, shards, counted)
             return
-        if job.workers == 0 and job.jpeg_decoder != "torchvision":
+        if job.decodes_here:
             for shard in shards:
                 yield try_shard(extractor, shard, counted(decode_batches(
                     source, shard, extractor.preprocess, job.batch_size, job.max_pixels)))
@@ -128,11 +128,10 @@ class LocalEngine:
         by_index = {s.index: s for s in shards}
         threads = torch.get_num_threads()
         per_process = max(1, threads // job.compute_processes)
-        own = job.workers == 0 and job.jpeg_decoder != "torchvision"
         torch.set_num_threads(1)  # this process only hands out work and writes now
         try:
             with ComputePool(job.extractor, job.compute_processes, per_process,
-                             source=job.source if own else None,
+                             source=job.source if job.decodes_here else None,
                              max_pixels=job.max_pixels) as pool:
                 ahead = (pool.decoded(shards, job.batch_size) if pool.decodes
                          else pool.ahead(_decoded(job, shards)))
